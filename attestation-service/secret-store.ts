@@ -1,0 +1,54 @@
+/**
+ * Inference secrets the service holds for release to certified workers: in memory, with their expiry
+ * and the manifest head they were sealed under. Bounded per store so no client can exhaust memory.
+ */
+import { toHex } from '../shared/bytes.ts';
+import { ObscuraError } from '../shared/errors.ts';
+
+export const MAX_HELD_SECRETS = 100_000;
+
+interface HeldSecret {
+  secret: Uint8Array;
+  manifestHead: Uint8Array;
+  expiresAt: number;
+}
+
+export class SecretStore {
+  private readonly secrets = new Map<string, HeldSecret>();
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  put(sid: Uint8Array, held: HeldSecret): void {
+    this.sweep();
+    if (this.secrets.size >= MAX_HELD_SECRETS) throw new ObscuraError('ERR_UPSTREAM', 'the service holds too many secrets; try again later');
+    const id = toHex(sid);
+    if (this.secrets.has(id)) throw new ObscuraError('ERR_REPLAY', 'a secret with this id is already held');
+    this.secrets.set(id, held);
+  }
+
+  get(sid: Uint8Array): HeldSecret {
+    const id = toHex(sid);
+    const held = this.secrets.get(id);
+    if (!held) throw new ObscuraError('ERR_UNKNOWN_SECRET', 'no inference secret with this id is held: exchange a new one');
+    if (held.expiresAt <= this.now()) {
+      this.secrets.delete(id);
+      held.secret.fill(0);
+      throw new ObscuraError('ERR_SECRET_EXPIRED', 'the inference secret has expired: exchange a new one');
+    }
+    return held;
+  }
+
+  get size(): number {
+    return this.secrets.size;
+  }
+
+  private sweep(): void {
+    const now = this.now();
+    for (const [id, h] of this.secrets) {
+      if (h.expiresAt <= now) {
+        h.secret.fill(0);
+        this.secrets.delete(id);
+      }
+    }
+  }
+}

@@ -1,0 +1,120 @@
+/**
+ * Worker registration: one-time challenges, evidence checked against the current manifest (measurement,
+ * roots, policy) and bound to the challenge and the worker's keys, then a short-lived mesh certificate.
+ * A manifest change makes every worker re-attest: admissions are tied to the head they were made under.
+ */
+import { createHash } from 'node:crypto';
+import { equalBytes, randomBytes, sha256, toBase64Url, toHex } from '../shared/bytes.ts';
+import { ObscuraError } from '../shared/errors.ts';
+import type { Evidence } from '../shared/attestation/evidence.ts';
+import { verifyEvidenceAgainstReference, type EvidenceFacts } from '../shared/attestation/verify-evidence.ts';
+import { issueLeafCertificate } from '../shared/pki/issue-certificate.ts';
+import { WORKER_REGISTRATION_NONCE_BYTES, workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
+import type { ManifestStore } from './manifest-store.ts';
+
+const CHALLENGE_TTL_MS = 60_000;
+const MAX_OPEN_CHALLENGES = 10_000;
+
+export interface RegisteredWorker {
+  workerId: string;
+  certFingerprint: string; // sha256 of the certificate DER, hex
+  hpkePublicKey: Uint8Array;
+  hpkeSuite: string;
+  admittedUnder: Uint8Array; // manifest head at admission
+  measurement: string;
+  endpoint: string;
+  certExpiresAt: number;
+  revoked: boolean;
+}
+
+export interface RegistrationRequest {
+  nonce: Uint8Array;
+  evidence: Evidence;
+  hpkePublicKey: Uint8Array;
+  hpkeSuite: string;
+  certSpki: Uint8Array;
+  endpoint: string;
+}
+
+export class WorkerRegistry {
+  private readonly challenges = new Map<string, number>();
+  private readonly workers = new Map<string, RegisteredWorker>(); // by cert fingerprint
+
+  constructor(
+    private readonly manifests: ManifestStore,
+    private readonly meshCa: { certificatePem: string; privateKey: CryptoKey },
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  challenge(): { nonce: string; expiresAt: number } {
+    const now = this.now();
+    for (const [n, exp] of this.challenges) if (exp <= now) this.challenges.delete(n);
+    if (this.challenges.size >= MAX_OPEN_CHALLENGES) throw new ObscuraError('ERR_UPSTREAM', 'too many open registration challenges; try again later');
+    const nonce = toBase64Url(randomBytes(WORKER_REGISTRATION_NONCE_BYTES));
+    this.challenges.set(nonce, now + CHALLENGE_TTL_MS);
+    return { nonce, expiresAt: now + CHALLENGE_TTL_MS };
+  }
+
+  async register(req: RegistrationRequest): Promise<{ worker: RegisteredWorker; certificatePem: string; facts: EvidenceFacts }> {
+    const manifest = this.manifests.current;
+    if (!manifest) throw new ObscuraError('ERR_NO_WORKER', 'no manifest is set: workers cannot be admitted yet');
+    // One-time nonce: consumed whether or not the evidence passes, so evidence cannot be replayed.
+    const key = toBase64Url(req.nonce);
+    const exp = this.challenges.get(key);
+    this.challenges.delete(key);
+    if (exp === undefined || exp <= this.now()) {
+      throw new ObscuraError('ERR_VALUE_MISMATCH', 'the registration nonce is unknown, used or expired: ask for a new challenge');
+    }
+    const facts = await verifyEvidenceAgainstReference(req.evidence, manifest.platforms, new Date(this.now()));
+    const expected = await workerRegistrationReportData({
+      nonce: req.nonce,
+      hpkePublicKey: req.hpkePublicKey,
+      hpkeSuite: req.hpkeSuite,
+      certKeySha256: await sha256(req.certSpki),
+    });
+    if (!equalBytes(facts.reportData, expected)) {
+      throw new ObscuraError('ERR_VALUE_MISMATCH', 'the evidence does not bind this challenge and these keys');
+    }
+    const now = this.now();
+    const certExpiresAt = now + manifest.limits.workerCertLifetimeMs;
+    const workerId = toHex(await sha256(req.hpkePublicKey)).slice(0, 16);
+    const cert = await issueLeafCertificate({
+      ca: this.meshCa,
+      subjectPublicKeySpki: req.certSpki,
+      commonName: `obscura-worker-${workerId}`,
+      usage: 'client',
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(certExpiresAt),
+    });
+    const worker: RegisteredWorker = {
+      workerId,
+      certFingerprint: createHash('sha256').update(cert.certificateDer).digest('hex'),
+      hpkePublicKey: req.hpkePublicKey,
+      hpkeSuite: req.hpkeSuite,
+      admittedUnder: this.manifests.head,
+      measurement: toHex(facts.measurement),
+      endpoint: req.endpoint,
+      certExpiresAt,
+      revoked: false,
+    };
+    this.workers.set(worker.certFingerprint, worker);
+    return { worker, certificatePem: cert.certificatePem, facts };
+  }
+
+  /** The worker behind a presented client certificate, if it is certified now, under this manifest. */
+  certified(certDer: Uint8Array): RegisteredWorker {
+    const fp = createHash('sha256').update(certDer).digest('hex');
+    const w = this.workers.get(fp);
+    if (!w) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this certificate does not belong to a registered worker');
+    if (w.revoked) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this worker was revoked');
+    if (w.certExpiresAt <= this.now()) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this worker certificate expired: register again');
+    if (!equalBytes(w.admittedUnder, this.manifests.head)) {
+      throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'the manifest changed since this worker was admitted: register again');
+    }
+    return w;
+  }
+
+  list(): RegisteredWorker[] {
+    return [...this.workers.values()];
+  }
+}

@@ -1,0 +1,196 @@
+/**
+ * The encryption proxy: opens a sealed request, hands the plaintext to the AI code over its in-memory
+ * unix socket, and seals the answer back frame by frame (one SSE event per frame, padded), with
+ * backpressure and cancellation. Plaintext exists only in this process's memory.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { once } from 'node:events';
+import { Client } from 'undici';
+import { fromUtf8, utf8 } from '../shared/bytes.ts';
+import { ObscuraError } from '../shared/errors.ts';
+import { MAX_SEALED_REQUEST_BYTES, SEALED_REQUEST_CONTENT_TYPE, SEALED_RESPONSE_CONTENT_TYPE } from '../shared/protocol/constants.ts';
+import { mergeRoutingFields, openRequest, parseSealedRequest, type OpenedRequest } from '../shared/protocol/sealed-request.ts';
+import { ResponseSealer } from '../shared/protocol/sealed-response.ts';
+import { toWireError } from '../shared/protocol/wire-error.ts';
+import type { ReplayGuard } from './replay-guard.ts';
+import type { SecretCache } from './secret-cache.ts';
+
+/** AI code paths the OpenAI adapter forwards (method, path). */
+const OPENAI_ROUTES = new Set(['GET /v1/models', 'POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/embeddings']);
+const MAX_FRAME_CONTENT_BYTES = 64 * 1024;
+
+export interface ProxyLog {
+  (event: Record<string, string | number | boolean>): void;
+}
+
+export interface EncryptionProxyOptions {
+  socketPath: () => string | undefined; // undefined while the AI code is not running
+  secrets: SecretCache;
+  replay: ReplayGuard;
+  paddingBuckets?: readonly number[];
+  now?: () => number;
+  log: ProxyLog;
+}
+
+export async function readBody(req: IncomingMessage, limitBytes: number): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += c.length;
+    if (size > limitBytes) throw new ObscuraError('ERR_MALFORMED', `the request body is larger than ${limitBytes} bytes`);
+    chunks.push(c as Buffer);
+  }
+  return new Uint8Array(Buffer.concat(chunks));
+}
+
+export function sendWireError(res: ServerResponse, e: unknown): void {
+  const { status, body } = toWireError(e);
+  if (res.headersSent) {
+    res.destroy(); // mid-stream: cut the connection so the client sees a truncated stream, not an end
+    return;
+  }
+  const bytes = utf8(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.end(bytes);
+}
+
+/** Split an SSE byte stream into whole events so each is sealed (and padded) on its own. */
+class SseSplitter {
+  private pending = '';
+  push(text: string): string[] {
+    this.pending += text;
+    const out: string[] = [];
+    let i: number;
+    while ((i = this.pending.indexOf('\n\n')) >= 0) {
+      out.push(this.pending.slice(0, i + 2));
+      this.pending = this.pending.slice(i + 2);
+    }
+    return out;
+  }
+  rest(): string {
+    const r = this.pending;
+    this.pending = '';
+    return r;
+  }
+}
+
+function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
+  if (bytes.length === 0) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(fromUtf8(bytes));
+  } catch {
+    value = undefined;
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ObscuraError('ERR_MALFORMED', 'the sealed request body is not a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+export class EncryptionProxy {
+  private client?: { path: string; client: Client };
+
+  constructor(private readonly opts: EncryptionProxyOptions) {}
+
+  private upstream(): Client {
+    const path = this.opts.socketPath();
+    if (!path) throw new ObscuraError('ERR_UPSTREAM', 'the AI code is not running; try again shortly');
+    if (this.client?.path !== path) {
+      void this.client?.client.close();
+      this.client = { path, client: new Client('http://ai-code', { socketPath: path, keepAliveTimeout: 10_000, pipelining: 0 }) };
+    }
+    return this.client.client;
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = performance.now();
+    const now = (this.opts.now ?? Date.now)();
+    let opened: OpenedRequest;
+    try {
+      if (!String(req.headers['content-type'] ?? '').startsWith(SEALED_REQUEST_CONTENT_TYPE)) {
+        throw new ObscuraError('ERR_PLAINTEXT_REFUSED', `only sealed requests (${SEALED_REQUEST_CONTENT_TYPE}) are accepted`);
+      }
+      const sealed = parseSealedRequest(await readBody(req, MAX_SEALED_REQUEST_BYTES));
+      const key = await this.opts.secrets.get(sealed.sid);
+      opened = await openRequest(sealed, key);
+      // Replay is checked after the seal opens, so a forged envelope cannot burn a real salt.
+      this.opts.replay.check(sealed.salt, sealed.ts, now);
+      if (!OPENAI_ROUTES.has(`${opened.header.method} ${opened.header.path}`)) {
+        throw new ObscuraError('ERR_USAGE', `${opened.header.method} ${opened.header.path} is not an API this worker serves`);
+      }
+    } catch (e) {
+      this.opts.log({ event: 'inference', outcome: (e as ObscuraError).code ?? 'error', ms: Math.round(performance.now() - started) });
+      sendWireError(res, e);
+      return;
+    }
+    await this.forward(opened, req, res, started);
+  }
+
+  private async forward(opened: OpenedRequest, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+    const { header, keys } = opened;
+    const sealer = new ResponseSealer(keys.responseKey, keys.responseIvBase, this.opts.paddingBuckets);
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(); // client went away: cancel the AI code's work
+    };
+    res.on('close', onClose);
+    let upstreamStatus = 0;
+    let frames = 0;
+    try {
+      const body = header.method === 'POST' ? JSON.stringify(mergeRoutingFields(parseJsonObject(opened.body), header.routing)) : undefined;
+      const up = await this.upstream().request({
+        path: header.path,
+        method: header.method as 'GET' | 'POST',
+        headers: body ? { 'content-type': 'application/json' } : {},
+        body,
+        signal: abort.signal,
+      });
+      upstreamStatus = up.statusCode;
+      const contentType = String(up.headers['content-type'] ?? 'application/json');
+      res.writeHead(200, { 'content-type': SEALED_RESPONSE_CONTENT_TYPE, 'cache-control': 'no-store' });
+      const write = async (frame: Uint8Array) => {
+        frames++;
+        if (!res.write(frame)) await once(res, 'drain');
+      };
+      await write(await sealer.head(up.statusCode, contentType));
+      const sse = contentType.startsWith('text/event-stream') ? new SseSplitter() : undefined;
+      const decoder = new TextDecoder();
+      for await (const chunk of up.body) {
+        const bytes = chunk as Buffer;
+        if (sse) {
+          for (const ev of sse.push(decoder.decode(bytes, { stream: true }))) await write(await sealer.data(utf8(ev)));
+        } else {
+          for (let i = 0; i < bytes.length; i += MAX_FRAME_CONTENT_BYTES) {
+            await write(await sealer.data(new Uint8Array(bytes.subarray(i, i + MAX_FRAME_CONTENT_BYTES))));
+          }
+        }
+      }
+      const rest = sse?.rest();
+      if (rest) await write(await sealer.data(utf8(rest)));
+      await write(await sealer.end());
+      res.end();
+    } catch (e) {
+      if (!abort.signal.aborted) {
+        // The AI code failed (crashed, reset): never send the final frame, so the client cannot
+        // mistake a cut-short answer for a complete one.
+        sendWireError(res, res.headersSent || e instanceof ObscuraError ? e : new ObscuraError('ERR_UPSTREAM', 'the AI code did not answer'));
+      }
+    } finally {
+      res.off('close', onClose);
+      this.opts.log({
+        event: 'inference',
+        path: header.path,
+        stream: header.routing.stream === true,
+        status: upstreamStatus,
+        frames,
+        outcome: abort.signal.aborted ? 'cancelled' : res.writableFinished ? 'ok' : 'failed',
+        ms: Math.round(performance.now() - started),
+      });
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client?.client.close();
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The worker agent process: `node --import tsx backend/main.ts --port 9443 ...`. It attests to the
+ * attestation service, runs the AI code in gVisor, and serves the encryption proxy.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Agent, request } from 'undici';
+import { toHex } from '../shared/bytes.ts';
+import { ObscuraError } from '../shared/errors.ts';
+import { DEFAULT_PADDING_BUCKETS_BYTES } from '../shared/protocol/padding.ts';
+import { DEFAULT_REPLAY_WINDOW_MS } from '../shared/protocol/constants.ts';
+import type { Manifest } from '../shared/manifest/schema.ts';
+import { imageMeasurement, PROJECT_ROOT } from '../worker-os/image-digest.ts';
+import { createLogger, flag, onShutdown } from '../worker-os/process-lifecycle.ts';
+import { ensureRunsc } from '../worker-os/sandbox/runsc.ts';
+import { sweepSandboxes } from '../worker-os/sandbox/sandbox.ts';
+import { simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
+import { AiCodeSupervisor } from './ai-code-supervisor.ts';
+import { createAgentServer } from './agent-server.ts';
+import { AttestationServiceClient } from './as-client.ts';
+import { EncryptionProxy } from './encryption-proxy.ts';
+import { ReplayGuard } from './replay-guard.ts';
+import { SecretCache } from './secret-cache.ts';
+import { workerMeasuredConfig } from './worker-config.ts';
+
+const REGISTER_RETRY_MS = 2_000;
+
+const argv = process.argv.slice(2);
+const log = createLogger('worker');
+const host = flag(argv, 'host', 'OBSCURA_WORKER_HOST', '127.0.0.1');
+const port = Number(flag(argv, 'port', 'OBSCURA_WORKER_PORT', '9443'));
+const asUrl = flag(argv, 'as-url', 'OBSCURA_AS_URL', 'https://127.0.0.1:8443');
+const caPem = readFileSync(flag(argv, 'ca', 'OBSCURA_CA_CERT'), 'utf8');
+const tls = { certPem: readFileSync(flag(argv, 'tls-cert', 'OBSCURA_WORKER_TLS_CERT'), 'utf8'), keyPem: readFileSync(flag(argv, 'tls-key', 'OBSCURA_WORKER_TLS_KEY'), 'utf8') };
+const stateDir = flag(argv, 'state-dir', 'OBSCURA_WORKER_STATE_DIR');
+const teeDir = flag(argv, 'tee-dir', 'OBSCURA_TEE_DIR');
+const aiCodeName = flag(argv, 'ai-code', 'OBSCURA_AI_CODE', 'sample-ngram');
+const modelFile = flag(argv, 'model-file', 'OBSCURA_MODEL_FILE');
+const endpoint = flag(argv, 'endpoint', 'OBSCURA_WORKER_ENDPOINT', `https://${host}:${port}`);
+const tokensPerSecond = flag(argv, 'tokens-per-second', 'OBSCURA_TOKENS_PER_SECOND', '0');
+const paddingBuckets = flag(argv, 'padding-buckets', 'OBSCURA_PADDING_BUCKETS', DEFAULT_PADDING_BUCKETS_BYTES.join(','))
+  .split(',')
+  .map(Number)
+  .filter((n) => n > 0);
+
+const measurement = imageMeasurement('worker', workerMeasuredConfig({ paddingBuckets }));
+const tee = await simulatedSnpProvider({ hardwareDir: teeDir, measurement });
+const runsc = ensureRunsc((line) => log({ event: 'step', line }));
+sweepSandboxes(runsc, stateDir);
+
+async function fetchManifest(): Promise<Manifest> {
+  const agent = new Agent({ connect: { ca: caPem } });
+  try {
+    const res = await request(`${asUrl}/v1/manifest`, { dispatcher: agent });
+    const body = (await res.body.json()) as { manifest: Manifest | null };
+    if (!body.manifest) throw new ObscuraError('ERR_NO_WORKER', 'the attestation service has no manifest yet');
+    return body.manifest;
+  } finally {
+    await agent.close();
+  }
+}
+
+const asClient = new AttestationServiceClient(asUrl, { ca: caPem });
+const secrets = new SecretCache(asClient);
+let manifest: Manifest | undefined;
+for (let attempt = 0; !manifest; attempt++) {
+  try {
+    manifest = await fetchManifest();
+  } catch (e) {
+    if (attempt % 10 === 0) log({ event: 'waiting-for-manifest', code: (e as ObscuraError).code ?? 'unreachable' });
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+const entry = manifest.aiCode.find((a) => a.name === aiCodeName);
+if (!entry) throw new ObscuraError('ERR_MEASUREMENT_NOT_ALLOWED', `the manifest allows no AI code named "${aiCodeName}"`);
+
+const supervisor = new AiCodeSupervisor(
+  {
+    entry,
+    appDir: join(PROJECT_ROOT, 'worker-os', 'ai-code', aiCodeName),
+    weights: async () => new Uint8Array(readFileSync(modelFile)),
+    env: { OBSCURA_MODEL_NAME: aiCodeName, OBSCURA_TOKENS_PER_SECOND: tokensPerSecond },
+  },
+  { runsc, stateDir, log },
+);
+await supervisor.start();
+
+const proxy = new EncryptionProxy({
+  socketPath: () => supervisor.socketPath,
+  secrets,
+  replay: new ReplayGuard(manifest.limits.replayWindowMs ?? DEFAULT_REPLAY_WINDOW_MS),
+  paddingBuckets,
+  log,
+});
+const server = createAgentServer({ tls, proxy, secrets, aiCode: [supervisor], measurementHex: toHex(measurement) });
+await new Promise<void>((r) => server.listen(port, host, r));
+log({ event: 'listening', url: `https://${host}:${port}`, measurement: toHex(measurement) });
+
+let renewTimer: NodeJS.Timeout | undefined;
+async function register(): Promise<void> {
+  try {
+    const identity = await asClient.register(tee, endpoint);
+    await secrets.setIdentity(identity.hpke);
+    log({ event: 'registered', workerId: identity.workerId, certExpiresAt: identity.certExpiresAt });
+    const renewInMs = Math.max(1_000, ((identity.certExpiresAt - Date.now()) * 2) / 3);
+    renewTimer = setTimeout(() => void register(), renewInMs);
+  } catch (e) {
+    const code = (e as ObscuraError).code ?? 'unreachable';
+    log({ event: 'registration-refused', code, reason: e instanceof ObscuraError ? e.message : 'the attestation service is unreachable' });
+    renewTimer = setTimeout(() => void register(), REGISTER_RETRY_MS);
+  }
+}
+await register();
+
+onShutdown(async () => {
+  clearTimeout(renewTimer);
+  await new Promise((r) => server.close(r));
+  server.closeAllConnections();
+  await supervisor.stop();
+  await proxy.close();
+  await asClient.close();
+}, log);

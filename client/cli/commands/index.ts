@@ -1,0 +1,7 @@
+/** Every `obscura` subcommand, in the order `obscura --help` lists them. One import line each. */
+import type { Command } from '../command.ts';
+import { ensureRuntimeCommand } from './ensure-runtime.ts';
+import { upCommand } from './up.ts';
+import { verifyEvidenceCommand } from './verify-evidence.ts';
+
+export const COMMANDS: Command[] = [upCommand, ensureRuntimeCommand, verifyEvidenceCommand];

@@ -1,0 +1,268 @@
+/**
+ * `obscura up`: the whole local deployment in the foreground: attestation service, one worker (AI code
+ * under gVisor), the edge in workerd (wrangler dev) and the client proxy. Ctrl-C stops all of it.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Agent, fetch as undiciFetch, request } from 'undici';
+import { fromUtf8, toBase64Url } from '../../../shared/bytes.ts';
+import { ObscuraError } from '../../../shared/errors.ts';
+import { manifestDigest, signManifestUpdate } from '../../../shared/manifest/chain.ts';
+import { parseManifest } from '../../../shared/manifest/validate-manifest.ts';
+import { DEFAULT_PADDING_BUCKETS_BYTES } from '../../../shared/protocol/padding.ts';
+import { verifyBundle } from '../../../shared/protocol/verify-bundle.ts';
+import { PROJECT_ROOT } from '../../../worker-os/image-digest.ts';
+import { ensureRunsc } from '../../../worker-os/sandbox/runsc.ts';
+import { sweepSandboxes } from '../../../worker-os/sandbox/sandbox.ts';
+import { ensureSimulatedHardware } from '../../../worker-os/tee/simulated-snp.ts';
+import { createClientProxy } from '../../proxy/server.ts';
+import { createObscuraFetch } from '../../sdk/obscura-fetch.ts';
+import { parseClientPolicy } from '../../sdk/policy.ts';
+import { FileManifestLogStore } from '../../node/file-manifest-log.ts';
+import type { CliIO, Command } from '../command.ts';
+import { EXIT } from '../exit-codes.ts';
+import { ensureLocalPki } from '../local-deployment/local-pki.ts';
+import { ensureOwnerKey, localClientPolicy, localManifest, SAMPLE_AI_CODE, sampleAiCodeDir } from '../local-deployment/local-manifest.ts';
+import { nodeTs, startPart, waitForHttps, type RunningPart } from '../local-deployment/parts.ts';
+
+const PART_START_TIMEOUT_MS = 90_000;
+
+const usage = `obscura up [options]
+
+Runs the whole local deployment in the foreground; Ctrl-C (or SIGTERM) stops everything it started.
+
+Options (each also an environment variable):
+  --state-dir DIR        all state (keys, logs, sandboxes)      OBSCURA_STATE_DIR   (.obscura)
+  --as-port N            attestation service, HTTPS             OBSCURA_AS_PORT     (8443)
+  --worker-port N        worker agent + encryption proxy, HTTPS OBSCURA_WORKER_PORT (9443)
+  --edge-port N          edge (workerd via wrangler dev), HTTPS OBSCURA_EDGE_PORT   (8787)
+  --proxy-port N         client proxy, OpenAI-compatible, HTTP  OBSCURA_PROXY_PORT  (8080)
+  --padding-buckets LIST worker's event padding sizes (measured) OBSCURA_PADDING_BUCKETS
+  --tokens-per-second N  pace the sample AI code (0 = unpaced)  OBSCURA_TOKENS_PER_SECOND (0)
+  --help`;
+
+function option(values: Record<string, unknown>, name: string, env: string, fallback: string): string {
+  const v = values[name];
+  return typeof v === 'string' ? v : (process.env[env] ?? fallback);
+}
+
+export const upCommand: Command = {
+  name: 'up',
+  summary: 'run the whole local deployment (attestation service, worker, edge, client proxy)',
+  usage,
+  async run(argv: string[], io: CliIO): Promise<number> {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        'state-dir': { type: 'string' },
+        'as-port': { type: 'string' },
+        'worker-port': { type: 'string' },
+        'edge-port': { type: 'string' },
+        'proxy-port': { type: 'string' },
+        'padding-buckets': { type: 'string' },
+        'tokens-per-second': { type: 'string' },
+        help: { type: 'boolean' },
+      },
+      strict: true,
+    });
+    if (values.help) {
+      io.out(usage);
+      return EXIT.OK;
+    }
+    const stateDir = resolve(option(values, 'state-dir', 'OBSCURA_STATE_DIR', '.obscura'));
+    const ports = {
+      as: Number(option(values, 'as-port', 'OBSCURA_AS_PORT', '8443')),
+      worker: Number(option(values, 'worker-port', 'OBSCURA_WORKER_PORT', '9443')),
+      edge: Number(option(values, 'edge-port', 'OBSCURA_EDGE_PORT', '8787')),
+      proxy: Number(option(values, 'proxy-port', 'OBSCURA_PROXY_PORT', '8080')),
+    };
+    const paddingBuckets = option(values, 'padding-buckets', 'OBSCURA_PADDING_BUCKETS', DEFAULT_PADDING_BUCKETS_BYTES.join(','));
+    const tokensPerSecond = option(values, 'tokens-per-second', 'OBSCURA_TOKENS_PER_SECOND', '0');
+    const step = (line: string) => io.out(`[obscura] ${line}`);
+    const parts: RunningPart[] = [];
+    let stopping = false;
+    let runsc = '';
+
+    const stopAll = async () => {
+      if (stopping) return;
+      stopping = true;
+      step('stopping');
+      for (const p of [...parts].reverse()) await p.stop();
+      if (runsc) sweepSandboxes(runsc, join(stateDir, 'worker'));
+      step('stopped');
+    };
+
+    try {
+      mkdirSync(join(stateDir, 'logs'), { recursive: true, mode: 0o700 });
+      runsc = ensureRunsc(step);
+      step(`gVisor: ${runsc}`);
+      const pki = await ensureLocalPki(stateDir);
+      const hardwareDir = join(stateDir, 'tee-sim');
+      const { localRootPem } = await ensureSimulatedHardware(hardwareDir);
+      step(`simulated TEE ready (local SEV-SNP root in ${hardwareDir})`);
+
+      const modelPath = join(stateDir, 'models', `${SAMPLE_AI_CODE}.json`);
+      mkdirSync(join(stateDir, 'models'), { recursive: true });
+      if (!existsSync(modelPath)) execFileSync(process.execPath, [join(sampleAiCodeDir(), 'build-model.mjs'), modelPath]);
+
+      // 1. Attestation service.
+      const asUrl = `https://127.0.0.1:${ports.as}`;
+      const asTs = nodeTs('attestation-service/main.ts', [
+        '--port', String(ports.as),
+        '--tls-cert', pki.servers['attestation-service'].certPath,
+        '--tls-key', pki.servers['attestation-service'].keyPath,
+        '--tee-dir', hardwareDir,
+      ]);
+      const as = startPart({ name: 'attestation service', ...asTs, logPath: join(stateDir, 'logs', 'attestation-service.log') });
+      parts.push(as);
+      await waitForHttps(`${asUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: as });
+      step(`attestation service on ${asUrl}`);
+
+      // 2. Admin flow: verify the service's evidence against the admin's policy, then set the manifest.
+      const clientPolicy = localClientPolicy(localRootPem);
+      const adminPolicy = parseClientPolicy(clientPolicy);
+      const caAgent = new Agent({ connect: { ca: pki.caPem } });
+      const bundleRes = await request(`${asUrl}/v1/attestation`, { dispatcher: caAgent });
+      if (bundleRes.statusCode !== 200) throw new ObscuraError('ERR_UPSTREAM', `the attestation service answered ${bundleRes.statusCode} for its bundle`);
+      await verifyBundle(new Uint8Array(await bundleRes.body.arrayBuffer()), {
+        trustedRootsPem: adminPolicy.service.trustedRoots,
+        serviceMeasurements: adminPolicy.service.measurements,
+        now: Date.now(),
+        maxAgeMs: adminPolicy.maxBundleAgeMs,
+      });
+      step('attestation service evidence verified against the admin policy');
+      const owner = await ensureOwnerKey(stateDir);
+      const manifest = parseManifest(localManifest({ localRootPem, owner, modelPath }));
+      const current = (await (await request(`${asUrl}/v1/manifest`, { dispatcher: caAgent })).body.json()) as { head: string; manifest: unknown };
+      if (current.manifest === null) {
+        const signature = await signManifestUpdate(owner.privateKey, new Uint8Array(32), await manifestDigest(manifest));
+        const put = await request(`${asUrl}/v1/manifest`, {
+          method: 'PUT',
+          dispatcher: caAgent,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ manifest, ownerId: owner.id, signature: toBase64Url(signature) }),
+        });
+        if (put.statusCode !== 200) throw new ObscuraError('ERR_UPSTREAM', `setting the manifest failed: ${await put.body.text()}`);
+        step(`manifest set (trust on first use, owner ${owner.id})`);
+      }
+      await caAgent.close();
+
+      // 3. Worker: agent, encryption proxy, AI code under gVisor.
+      const workerUrl = `https://127.0.0.1:${ports.worker}`;
+      const workerTs = nodeTs('backend/main.ts', [
+        '--port', String(ports.worker),
+        '--as-url', asUrl,
+        '--ca', pki.caPath,
+        '--tls-cert', pki.servers.worker.certPath,
+        '--tls-key', pki.servers.worker.keyPath,
+        '--state-dir', join(stateDir, 'worker'),
+        '--tee-dir', hardwareDir,
+        '--model-file', modelPath,
+        '--padding-buckets', paddingBuckets,
+        '--tokens-per-second', tokensPerSecond,
+      ]);
+      const worker = startPart({ name: 'worker', ...workerTs, logPath: join(stateDir, 'logs', 'worker.log') });
+      parts.push(worker);
+      await waitForHttps(`${workerUrl}/healthz`, pki.caPem, {
+        timeoutMs: PART_START_TIMEOUT_MS,
+        part: worker,
+        accept: (status, body) => status === 200 || (body.includes('"state":"running"') && refusedRegistration(worker.logPath) !== undefined),
+      });
+      const refused = refusedRegistration(worker.logPath);
+      if (refused) step(`WARNING: the worker's registration was refused (${refused}); requests will fail until the manifest admits it`);
+      step(`worker on ${workerUrl} (AI code "${SAMPLE_AI_CODE}" under gVisor${refused ? ', NOT attested' : ', attested'})`);
+
+      // 4. Edge in workerd.
+      const edgeUrl = `https://127.0.0.1:${ports.edge}`;
+      const edge = startPart({
+        name: 'edge',
+        command: join(PROJECT_ROOT, 'node_modules', '.bin', 'wrangler'),
+        args: [
+          'dev', '--local', '--ip', '127.0.0.1', '--port', String(ports.edge),
+          '--local-protocol', 'https',
+          '--https-key-path', pki.servers.edge.keyPath,
+          '--https-cert-path', pki.servers.edge.certPath,
+          '--persist-to', join(stateDir, 'wrangler'),
+          '--show-interactive-dev-session=false',
+          '--log-level', 'warn',
+          '--var', `AS_URL:${asUrl}`,
+          '--var', `WORKERS:${JSON.stringify([{ region: 'local', url: workerUrl }])}`,
+          '--var', `TRUSTED_ROOTS:${localRootPem}`,
+          '--var', `BUNDLE_MAX_AGE_MS:${adminPolicy.maxBundleAgeMs}`,
+        ],
+        env: {
+          NODE_EXTRA_CA_CERTS: pki.caPath,
+          CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+          WRANGLER_SEND_METRICS: 'false',
+          WRANGLER_LOG_PATH: join(stateDir, 'logs', 'wrangler'),
+          CI: 'true',
+        },
+        logPath: join(stateDir, 'logs', 'edge.log'),
+      });
+      parts.push(edge);
+      await waitForHttps(`${edgeUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: edge });
+      step(`edge (workerd) on ${edgeUrl}`);
+
+      // 5. Client policy and proxy (in this process: the proxy is the user's side).
+      const policyPath = join(stateDir, 'client-policy.json');
+      writeFileSync(policyPath, JSON.stringify(clientPolicy, null, 2));
+      const edgeAgent = new Agent({ connect: { ca: pki.caPem } });
+      const obscuraFetch = createObscuraFetch({
+        endpoint: edgeUrl,
+        policy: parseClientPolicy(JSON.parse(readFileSync(policyPath, 'utf8'))),
+        fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: edgeAgent })) as unknown as typeof fetch,
+        manifestLog: new FileManifestLogStore(join(stateDir, 'client', 'manifest-log.json')),
+        onWarning: (m) => step(`WARNING: ${m}`),
+      });
+      const proxy = createClientProxy({ obscuraFetch, port: ports.proxy });
+      await new Promise<void>((resolveListen, reject) => {
+        proxy.once('error', reject);
+        proxy.listen(ports.proxy, '127.0.0.1', () => resolveListen());
+      });
+      step(`client proxy on http://127.0.0.1:${ports.proxy} (policy ${policyPath}; service measurement ${adminPolicy.service.measurements[0].slice(0, 16)}…)`);
+
+      const proxyUrl = `http://127.0.0.1:${ports.proxy}/v1`;
+      io.out(
+        `[obscura] ready: ${proxyUrl}  try: curl -s ${proxyUrl}/chat/completions -H 'content-type: application/json' -d '{"model":"${SAMPLE_AI_CODE}","messages":[{"role":"user","content":"Tell me about the sea"}]}'`,
+      );
+
+      await new Promise<void>((resolveWait) => {
+        const onSignal = () => resolveWait();
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        for (const p of parts) void p.exited.then(() => {
+          if (!stopping) {
+            step(`${p.name} exited unexpectedly; see ${p.logPath}`);
+            resolveWait();
+          }
+        });
+      });
+      proxy.close();
+      proxy.closeAllConnections();
+      await edgeAgent.close();
+      await stopAll();
+      return EXIT.OK;
+    } catch (e) {
+      io.err(`[obscura] failed: ${(e as Error).message}`);
+      await stopAll();
+      return e instanceof ObscuraError && e.code === 'ERR_USAGE' ? EXIT.USAGE : EXIT.UNAVAILABLE;
+    }
+  },
+};
+
+/** The code of the worker's last refused registration, if its last registration attempt was refused. */
+function refusedRegistration(logPath: string): string | undefined {
+  let last: { event?: string; code?: string } | undefined;
+  try {
+    for (const line of fromUtf8(readFileSync(logPath)).split('\n')) {
+      if (!line.startsWith('{')) continue;
+      const ev = JSON.parse(line) as { event?: string; code?: string };
+      if (ev.event === 'registered' || ev.event === 'registration-refused') last = ev;
+    }
+  } catch {
+    return undefined;
+  }
+  return last?.event === 'registration-refused' ? last.code : undefined;
+}

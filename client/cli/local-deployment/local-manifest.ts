@@ -1,0 +1,84 @@
+/**
+ * The local deployment's first manifest and client policy, made from the reference values of the
+ * images in this checkout: the worker's measurement (reference configuration), the sample AI code's
+ * digest and the sample model's digest, the local simulated root, and the local owner key.
+ */
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { toHex } from '../../../shared/bytes.ts';
+import type { ManifestInput } from '../../../shared/manifest/schema.ts';
+import { directoryDigest, imageMeasurement, PROJECT_ROOT } from '../../../worker-os/image-digest.ts';
+import { workerMeasuredConfig } from '../../../backend/worker-config.ts';
+import type { ClientPolicyInput } from '../../sdk/policy.ts';
+
+export const LOCAL_OWNER_ID = 'local-owner';
+export const SAMPLE_AI_CODE = 'sample-ngram';
+
+export interface OwnerKey {
+  id: string;
+  privateKey: CryptoKey;
+  publicKeyJwk: { kty: 'EC'; crv: 'P-256'; x: string; y: string };
+}
+
+/** The local owner's signing key (ECDSA P-256), kept as a 0600 JWK file in the state directory. */
+export async function ensureOwnerKey(stateDir: string): Promise<OwnerKey> {
+  const path = join(stateDir, 'owner-key.jwk');
+  let jwk: JsonWebKey;
+  if (existsSync(path)) jwk = JSON.parse(readFileSync(path, 'utf8'));
+  else {
+    const kp = (await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+    jwk = await crypto.subtle.exportKey('jwk', kp.privateKey);
+    writeFileSync(path, JSON.stringify(jwk), { mode: 0o600 });
+    chmodSync(path, 0o600);
+  }
+  const privateKey = await crypto.subtle.importKey('jwk', jwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
+  return { id: LOCAL_OWNER_ID, privateKey, publicKeyJwk: { kty: 'EC', crv: 'P-256', x: jwk.x!, y: jwk.y! } };
+}
+
+export function sampleAiCodeDir(): string {
+  return join(PROJECT_ROOT, 'worker-os', 'ai-code', SAMPLE_AI_CODE);
+}
+
+export function fileDigest(path: string): string {
+  return `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
+}
+
+export function referenceWorkerMeasurement(): string {
+  return toHex(imageMeasurement('worker', workerMeasuredConfig()));
+}
+
+export function referenceServiceMeasurement(): string {
+  return toHex(imageMeasurement('attestation-service', {}));
+}
+
+export function localManifest(input: { localRootPem: string; owner: OwnerKey; modelPath: string }): ManifestInput {
+  return {
+    version: 1,
+    platforms: {
+      'sev-snp': { trustedRoots: [input.localRootPem], measurements: [referenceWorkerMeasurement()], allowDebug: false, allowMigrationAgent: false, allowSmt: true },
+    },
+    aiCode: [
+      {
+        name: SAMPLE_AI_CODE,
+        imageDigest: directoryDigest(sampleAiCodeDir()),
+        command: ['/usr/bin/node', '/app/server.mjs'],
+        sandbox: { network: 'none', memoryLimitBytes: 1024 * 1024 * 1024, pidsLimit: 128, cpuQuotaPercent: 100, scratchBytes: 64 * 1024 * 1024 },
+      },
+    ],
+    models: [{ name: SAMPLE_AI_CODE, weightsDigest: fileDigest(input.modelPath), aiCode: [SAMPLE_AI_CODE] }],
+    owners: [{ id: input.owner.id, publicKeyJwk: input.owner.publicKeyJwk }],
+    limits: { secretLifetimeMs: 60 * 60_000, bundleMaxAgeMs: 10 * 60_000, replayWindowMs: 5 * 60_000, workerCertLifetimeMs: 60 * 60_000 },
+  };
+}
+
+export function localClientPolicy(localRootPem: string): ClientPolicyInput {
+  return {
+    version: 1,
+    service: { platform: 'sev-snp', trustedRoots: [localRootPem], measurements: [referenceServiceMeasurement()], allowDebug: false },
+    maxBundleAgeMs: 10 * 60_000,
+    minProtocolVersion: 1,
+    onManifestFork: 'refuse',
+    secretLifetimeMs: 30 * 60_000,
+  };
+}

@@ -1,0 +1,129 @@
+/**
+ * createObscuraFetch: a `fetch` to hand to `new OpenAI({ fetch })`. It seals each OpenAI request on
+ * this device, sends it through the edge, and opens the sealed answer (and every streamed event).
+ * The OpenAI client sees an ordinary response; a truncated or tampered stream errors, never ends.
+ */
+import { bufferOf, utf8 } from '../../shared/bytes.ts';
+import { ObscuraError } from '../../shared/errors.ts';
+import { SEALED_REQUEST_CONTENT_TYPE, SEALED_RESPONSE_CONTENT_TYPE } from '../../shared/protocol/constants.ts';
+import { sealRequest, splitRoutingFields } from '../../shared/protocol/sealed-request.ts';
+import { ResponseOpener, type ResponseEvent } from '../../shared/protocol/sealed-response.ts';
+import { fromWireError } from '../../shared/protocol/wire-error.ts';
+import { ObscuraSession, type SessionOptions } from './session.ts';
+
+export type ObscuraFetch = typeof fetch & { session: ObscuraSession };
+
+/** An OpenAI-shaped error body, so OpenAI clients show the message. */
+export function openAiErrorResponse(e: ObscuraError, status: number): Response {
+  return Response.json({ error: { message: e.message, type: 'obscura_error', code: e.code, param: null } }, { status });
+}
+
+async function readBodyJson(req: Request): Promise<Record<string, unknown>> {
+  const text = await req.text();
+  if (!text) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new ObscuraError('ERR_MALFORMED', 'the request body is not JSON');
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new ObscuraError('ERR_MALFORMED', 'the request body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+export function createObscuraFetch(options: SessionOptions): ObscuraFetch {
+  const session = new ObscuraSession(options);
+  const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+
+  const obscuraFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const req = new Request(input, init);
+    const url = new URL(req.url);
+    const path = url.pathname.replace(/^.*?(\/v1\/)/, '/v1/');
+    const method = req.method.toUpperCase();
+    const json = method === 'GET' ? {} : await readBodyJson(req);
+    const { routing, rest } = splitRoutingFields(json);
+    const body = method === 'GET' ? new Uint8Array(0) : utf8(JSON.stringify(rest));
+    const authorization = req.headers.get('authorization');
+
+    for (let attempt = 0; ; attempt++) {
+      const secret = await session.secret();
+      const sealed = await sealRequest({ secretKey: secret.key, secretId: secret.sid, method, path, routing, body, now: Date.now() });
+      let res: Response;
+      try {
+        res = await baseFetch(`${session.endpoint}/v1/inference`, {
+          method: 'POST',
+          headers: { 'content-type': SEALED_REQUEST_CONTENT_TYPE, ...(authorization ? { authorization } : {}), ...options.headers },
+          body: bufferOf(sealed.bytes),
+          signal: req.signal,
+        });
+      } catch (cause) {
+        if (req.signal.aborted) throw cause;
+        throw new ObscuraError('ERR_UPSTREAM', `cannot reach ${session.endpoint}`, { cause });
+      }
+      if (!(res.headers.get('content-type') ?? '').startsWith(SEALED_RESPONSE_CONTENT_TYPE)) {
+        const err = fromWireError(res.status, await res.json().catch(() => undefined));
+        // A worker without this secret (restarted, or another region): exchange a new one, once.
+        if (attempt === 0 && (err.code === 'ERR_UNKNOWN_SECRET' || err.code === 'ERR_SECRET_EXPIRED')) {
+          session.invalidateSecret(secret.sid);
+          continue;
+        }
+        return openAiErrorResponse(err, res.status);
+      }
+      return openSealedResponse(res, new ResponseOpener(sealed.keys.responseKey, sealed.keys.responseIvBase));
+    }
+  };
+  return Object.assign(obscuraFetch as typeof fetch, { session });
+}
+
+/** Read until the sealed head, then stream the opened body; errors surface on the stream. */
+async function openSealedResponse(res: Response, opener: ResponseOpener): Promise<Response> {
+  if (!res.body) throw new ObscuraError('ERR_STREAM_TRUNCATED', 'the sealed response has no body');
+  const reader = res.body.getReader();
+  const queue: ResponseEvent[] = [];
+  let head: Extract<ResponseEvent, { type: 'head' }> | undefined;
+  let done = false;
+
+  const pull = async (): Promise<void> => {
+    const r = await reader.read();
+    if (r.done) {
+      done = true;
+      opener.finish(); // throws ERR_STREAM_TRUNCATED without the authenticated end
+      return;
+    }
+    queue.push(...(await opener.push(r.value)));
+  };
+
+  while (!head) {
+    if (queue.length === 0) await pull();
+    const ev = queue.shift();
+    if (ev?.type === 'head') head = ev;
+    else if (ev) throw new ObscuraError('ERR_MALFORMED', 'the sealed response did not start with its head');
+  }
+
+  const body = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        for (;;) {
+          const ev = queue.shift();
+          if (ev?.type === 'data') {
+            controller.enqueue(ev.bytes);
+            return;
+          }
+          if (ev?.type === 'end') {
+            controller.close();
+            return;
+          }
+          if (done) throw new ObscuraError('ERR_STREAM_TRUNCATED', 'the sealed response ended before its authenticated final frame');
+          await pull();
+        }
+      } catch (e) {
+        await reader.cancel().catch(() => {});
+        controller.error(e);
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+    },
+  });
+  return new Response(body, { status: head.status, headers: { 'content-type': head.contentType } });
+}

@@ -1,0 +1,140 @@
+/**
+ * A client's attested session with one Obscura endpoint: the verified bundle (re-fetched before it
+ * ages out) and the current inference secret (exchanged by HPKE to the attested key, rotated before
+ * it expires, re-exchanged when a worker does not hold it).
+ */
+import { bufferOf, randomBytes, toHex } from '../../shared/bytes.ts';
+import { encodeDeterministic } from '../../shared/cbor.ts';
+import { ObscuraError } from '../../shared/errors.ts';
+import { coreDigest } from '../../shared/protocol/attested-core.ts';
+import { BUNDLE_CONTENT_TYPE, INFERENCE_SECRET_BYTES, LABEL_SECRET_TO_SERVICE, SECRET_CONTENT_TYPE, SECRET_ID_BYTES } from '../../shared/protocol/constants.ts';
+import { chooseHpkeSuite } from '../../shared/protocol/hpke-suites.ts';
+import { encodeSealedSecret, sealSecret } from '../../shared/protocol/inference-secret.ts';
+import { importInferenceSecret } from '../../shared/protocol/request-keys.ts';
+import { verifyBundle, type VerifiedBundle } from '../../shared/protocol/verify-bundle.ts';
+import { fromWireError } from '../../shared/protocol/wire-error.ts';
+import { checkAndRecordChain, forkError, MemoryManifestLogStore, type ManifestLogStore } from './manifest-log.ts';
+import type { ClientPolicy } from './policy.ts';
+
+/** Re-fetch the bundle when less than this remains of its allowed age. */
+const BUNDLE_REFRESH_MARGIN_MS = 60_000;
+/** Rotate the secret when less than this remains of its lifetime. */
+const SECRET_ROTATE_MARGIN_MS = 60_000;
+
+export interface SessionOptions {
+  endpoint: string; // the edge, e.g. https://obscura.example.com
+  policy: ClientPolicy;
+  fetch?: typeof fetch;
+  manifestLog?: ManifestLogStore;
+  now?: () => number;
+  headers?: Record<string, string>; // e.g. the app's API key for the edge
+  onWarning?: (message: string) => void;
+}
+
+export interface ActiveSecret {
+  sid: Uint8Array;
+  key: CryptoKey;
+  expiresAt: number;
+}
+
+export class ObscuraSession {
+  private bundle?: { verified: VerifiedBundle; digest: Uint8Array; verifiedAt: number };
+  private current?: ActiveSecret;
+  private pendingSecret?: Promise<ActiveSecret>;
+  private readonly fetchImpl: typeof fetch;
+  private readonly log: ManifestLogStore;
+  readonly endpoint: string;
+
+  constructor(private readonly opts: SessionOptions) {
+    this.fetchImpl = opts.fetch ?? globalThis.fetch.bind(globalThis);
+    this.log = opts.manifestLog ?? new MemoryManifestLogStore();
+    this.endpoint = opts.endpoint.replace(/\/$/, '');
+  }
+
+  private now(): number {
+    return (this.opts.now ?? Date.now)();
+  }
+
+  /** The verified bundle; fetched and checked on first use and whenever it nears its age limit. */
+  async verified(): Promise<VerifiedBundle> {
+    const now = this.now();
+    const b = this.bundle;
+    const ageLimit = Math.min(b ? b.verified.core.expiresAt : 0, b ? b.verified.core.issuedAt + this.opts.policy.maxBundleAgeMs : 0);
+    if (b && ageLimit - now > BUNDLE_REFRESH_MARGIN_MS) return b.verified;
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.endpoint}/v1/attestation`, { headers: { accept: BUNDLE_CONTENT_TYPE, ...this.opts.headers } });
+    } catch (cause) {
+      throw new ObscuraError('ERR_UPSTREAM', `cannot reach ${this.endpoint} for its attestation bundle`, { cause });
+    }
+    if (res.status !== 200) throw fromWireError(res.status, await res.json().catch(() => undefined));
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    const p = this.opts.policy;
+    const verified = await verifyBundle(bytes, {
+      trustedRootsPem: p.service.trustedRoots,
+      serviceMeasurements: p.service.measurements,
+      allowDebug: p.service.allowDebug,
+      minTcb: p.service.minTcb,
+      now,
+      maxAgeMs: p.maxBundleAgeMs,
+      minProtocolVersion: p.minProtocolVersion,
+    });
+    const fork = await checkAndRecordChain(this.log, verified.bundle.chain);
+    if (!fork.extends) {
+      if (p.onManifestFork === 'refuse') throw forkError(fork.message);
+      this.opts.onWarning?.(fork.message);
+    }
+    if (b && toHex(b.verified.manifestHead) !== toHex(verified.manifestHead)) {
+      // The manifest changed: a secret sealed under the old head will not be released to new workers.
+      this.current = undefined;
+      this.opts.onWarning?.(`the service's manifest changed (now entry ${verified.bundle.chain.length - 1})`);
+    }
+    this.bundle = { verified, digest: await coreDigest(verified.bundle.core), verifiedAt: now };
+    return verified;
+  }
+
+  async secret(): Promise<ActiveSecret> {
+    const c = this.current;
+    if (c && c.expiresAt - this.now() > SECRET_ROTATE_MARGIN_MS) return c;
+    this.pendingSecret ??= this.exchange().finally(() => (this.pendingSecret = undefined));
+    return this.pendingSecret;
+  }
+
+  /** Drop the current secret (a worker did not hold it, or it expired); the next call exchanges anew. */
+  invalidateSecret(sid?: Uint8Array): void {
+    if (!sid || (this.current && toHex(this.current.sid) === toHex(sid))) this.current = undefined;
+  }
+
+  private async exchange(): Promise<ActiveSecret> {
+    const verified = await this.verified();
+    const manifest = verified.manifest;
+    if (!manifest) throw new ObscuraError('ERR_NO_WORKER', 'the service has no manifest yet, so no worker can be admitted');
+    const core = verified.core;
+    const suite = chooseHpkeSuite(core.hpke.map((h) => h.suite));
+    const offer = core.hpke.find((h) => h.suite === suite)!;
+    const secret = randomBytes(INFERENCE_SECRET_BYTES);
+    const sid = randomBytes(SECRET_ID_BYTES);
+    const expiresAt = Math.min(this.now() + this.opts.policy.secretLifetimeMs, this.now() + manifest.limits.secretLifetimeMs);
+    const sealed = await sealSecret({
+      suite,
+      recipientPublicKey: offer.publicKey,
+      label: LABEL_SECRET_TO_SERVICE,
+      context: this.bundle!.digest,
+      secret,
+      meta: { sid, manifestHead: core.manifestHead, expiresAt },
+    });
+    const body = encodeDeterministic({ coreDigest: this.bundle!.digest, sealed: encodeSealedSecret(sealed) });
+    let res: Response;
+    try {
+      res = await this.fetchImpl(`${this.endpoint}/v1/secrets`, { method: 'POST', headers: { 'content-type': SECRET_CONTENT_TYPE, ...this.opts.headers }, body: bufferOf(body) });
+    } catch (cause) {
+      throw new ObscuraError('ERR_UPSTREAM', `cannot reach ${this.endpoint} to exchange an inference secret`, { cause });
+    }
+    if (res.status !== 201) throw fromWireError(res.status, await res.json().catch(() => undefined));
+    await res.body?.cancel();
+    const key = await importInferenceSecret(secret);
+    secret.fill(0);
+    this.current = { sid, key, expiresAt };
+    return this.current;
+  }
+}

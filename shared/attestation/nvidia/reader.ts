@@ -1,0 +1,50 @@
+/** A bounds-checked little-endian cursor: every overrun is ERR_MALFORMED, never a RangeError. */
+import { ObscuraError } from '../../errors.ts';
+
+export class ByteReader {
+  readonly bytes: Uint8Array;
+  offset = 0;
+
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+  }
+
+  get remaining(): number {
+    return this.bytes.length - this.offset;
+  }
+
+  take(length: number, what: string): Uint8Array {
+    if (length > this.remaining) {
+      throw new ObscuraError('ERR_MALFORMED', `${what}: needs ${length} bytes at offset ${this.offset}, ${this.remaining} left`);
+    }
+    const out = this.bytes.subarray(this.offset, this.offset + length);
+    this.offset += length;
+    return out;
+  }
+
+  u8(what: string): number {
+    return this.take(1, what)[0];
+  }
+
+  u16(what: string): number {
+    const b = this.take(2, what);
+    return b[0] | (b[1] << 8);
+  }
+
+  u24(what: string): number {
+    const b = this.take(3, what);
+    return b[0] | (b[1] << 8) | (b[2] << 16);
+  }
+
+  u32(what: string): number {
+    const b = this.take(4, what);
+    return (b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)) >>> 0;
+  }
+
+  /** Fails unless every byte was consumed: trailing bytes would be unsigned or unparsed data. */
+  end(what: string): void {
+    if (this.remaining !== 0) {
+      throw new ObscuraError('ERR_MALFORMED', `${what}: ${this.remaining} trailing bytes at offset ${this.offset}`);
+    }
+  }
+}

@@ -1,0 +1,180 @@
+// The sample AI code: an OpenAI-compatible server (models, chat completions, completions, embeddings,
+// streaming) that generates text from a word-trigram model. It is a SAMPLE standing in for a real
+// engine (vLLM, llama.cpp...): it runs inside the gVisor sandbox, listens on a unix socket, reads its
+// weights from stdin (a pipe from the worker: never a file on disk) and logs no request content.
+import http from 'node:http';
+import { createHash } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
+import { tokenize } from './build-model.mjs';
+
+const LISTEN = process.env.OBSCURA_LISTEN ?? '/run/obscura/ai.sock';
+const MODEL_NAME = process.env.OBSCURA_MODEL_NAME ?? 'sample-ngram';
+const TOKENS_PER_SECOND = Number(process.env.OBSCURA_TOKENS_PER_SECOND ?? '0'); // 0 = unpaced
+const DEFAULT_MAX_TOKENS = 64;
+const MAX_BODY_BYTES = 4 * 1024 * 1024;
+const EMBEDDING_DIMENSIONS = 64;
+
+async function readStdin() {
+  const chunks = [];
+  for await (const c of process.stdin) chunks.push(c);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const model = JSON.parse(await readStdin());
+if (model.format !== 'obscura-sample-ngram/1') throw new Error('unknown model format');
+const pairs = Object.keys(model.trigrams).sort();
+const created = Math.floor(Date.now() / 1000);
+
+function prng(seedBytes) {
+  let s = seedBytes.readUInt32LE(0) ^ 0x9e3779b9;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s / 0x100000000;
+  };
+}
+
+function* generate(prompt, maxTokens, seed) {
+  const words = tokenize(prompt);
+  const rand = prng(createHash('sha256').update(`${seed ?? ''}\0${prompt}`).digest());
+  let pair;
+  for (let i = words.length - 2; i >= 0 && !pair; i--) {
+    const key = `${words[i]} ${words[i + 1]}`;
+    if (model.trigrams[key]) pair = [words[i], words[i + 1]];
+  }
+  pair ??= pairs[Math.floor(rand() * pairs.length)].split(' ');
+  for (let n = 0; n < maxTokens; n++) {
+    let next = model.trigrams[`${pair[0]} ${pair[1]}`];
+    if (!next) {
+      pair = pairs[Math.floor(rand() * pairs.length)].split(' ');
+      next = model.trigrams[`${pair[0]} ${pair[1]}`];
+    }
+    const entries = Object.entries(next);
+    let total = 0;
+    for (const [, c] of entries) total += c;
+    let r = rand() * total;
+    let word = entries[entries.length - 1][0];
+    for (const [w, c] of entries) if ((r -= c) < 0) { word = w; break; }
+    yield word;
+    pair = [pair[1], word];
+  }
+}
+
+const detok = (word, first) => (/^[.,;:!?]$/.test(word) || first ? word : ` ${word}`);
+
+function promptOf(messages) {
+  if (!Array.isArray(messages)) return '';
+  return messages
+    .map((m) => (typeof m?.content === 'string' ? m.content : Array.isArray(m?.content) ? m.content.map((p) => p?.text ?? '').join(' ') : ''))
+    .join('\n');
+}
+
+function send(res, status, body) {
+  const bytes = Buffer.from(JSON.stringify(body));
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': bytes.length });
+  res.end(bytes);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const countTokens = (text) => tokenize(text).length;
+
+async function complete(req, res, body, kind) {
+  const prompt = kind === 'chat' ? promptOf(body.messages) : String(body.prompt ?? '');
+  const maxTokens = Number(body.max_completion_tokens ?? body.max_tokens ?? DEFAULT_MAX_TOKENS);
+  if (!Number.isInteger(maxTokens) || maxTokens < 1 || maxTokens > 4096) {
+    return send(res, 400, { error: { message: 'max_tokens must be an integer from 1 to 4096', type: 'invalid_request_error' } });
+  }
+  const n = Number(body.n ?? 1);
+  if (!Number.isInteger(n) || n < 1 || n > 8) return send(res, 400, { error: { message: 'n must be from 1 to 8', type: 'invalid_request_error' } });
+  const id = `${kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${createHash('sha256').update(String(Math.random())).digest('hex').slice(0, 24)}`;
+  const object = kind === 'chat' ? 'chat.completion' : 'text_completion';
+  const promptTokens = countTokens(prompt);
+  let aborted = false;
+  res.on('close', () => { aborted = !res.writableFinished; });
+
+  if (!body.stream) {
+    const choices = [];
+    let completionTokens = 0;
+    for (let i = 0; i < n; i++) {
+      let text = '';
+      let count = 0;
+      for (const w of generate(prompt, maxTokens, `${body.seed ?? ''}/${i}`)) { text += detok(w, count === 0); count++; }
+      completionTokens += count;
+      choices.push(kind === 'chat'
+        ? { index: i, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: 'length' }
+        : { index: i, text, logprobs: null, finish_reason: 'length' });
+    }
+    if (TOKENS_PER_SECOND > 0) await sleep((completionTokens / TOKENS_PER_SECOND) * 1000);
+    return send(res, 200, { id, object, created, model: MODEL_NAME, choices, usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } });
+  }
+
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  const chunkObject = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const event = (choices, extra = {}) => `data: ${JSON.stringify({ id, object: chunkObject, created, model: MODEL_NAME, choices, ...extra })}\n\n`;
+  let completionTokens = 0;
+  for (let i = 0; i < n && !aborted; i++) {
+    if (kind === 'chat') res.write(event([{ index: i, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]));
+    let count = 0;
+    for (const w of generate(prompt, maxTokens, `${body.seed ?? ''}/${i}`)) {
+      if (aborted) return;
+      const piece = detok(w, count === 0);
+      res.write(event([kind === 'chat' ? { index: i, delta: { content: piece }, logprobs: null, finish_reason: null } : { index: i, text: piece, logprobs: null, finish_reason: null }]));
+      count++;
+      if (TOKENS_PER_SECOND > 0) await sleep(1000 / TOKENS_PER_SECOND);
+    }
+    completionTokens += count;
+    res.write(event([kind === 'chat' ? { index: i, delta: {}, logprobs: null, finish_reason: 'length' } : { index: i, text: '', logprobs: null, finish_reason: 'length' }]));
+  }
+  if (aborted) return;
+  if (body.stream_options?.include_usage) {
+    res.write(event([], { usage: { prompt_tokens: promptTokens, completion_tokens: completionTokens, total_tokens: promptTokens + completionTokens } }));
+  }
+  res.end('data: [DONE]\n\n');
+}
+
+function embed(input) {
+  const texts = Array.isArray(input) ? input : [input];
+  return texts.map((t, index) => {
+    const v = new Array(EMBEDDING_DIMENSIONS).fill(0);
+    for (const w of tokenize(String(t))) v[createHash('sha256').update(w).digest()[0] % EMBEDDING_DIMENSIONS] += 1;
+    const norm = Math.hypot(...v) || 1;
+    return { object: 'embedding', index, embedding: v.map((x) => x / norm) };
+  });
+}
+
+const server = http.createServer(async (req, res) => {
+  try {
+    if (req.method === 'GET' && req.url === '/v1/models') {
+      return send(res, 200, { object: 'list', data: [{ id: MODEL_NAME, object: 'model', created, owned_by: 'obscura-sample' }] });
+    }
+    if (req.method === 'GET' && req.url === '/healthz') return send(res, 200, { ok: true });
+    if (req.method !== 'POST') return send(res, 404, { error: { message: 'not found', type: 'invalid_request_error' } });
+    const chunks = [];
+    let size = 0;
+    for await (const c of req) {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) return send(res, 413, { error: { message: 'request body too large', type: 'invalid_request_error' } });
+      chunks.push(c);
+    }
+    let body;
+    try { body = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch { return send(res, 400, { error: { message: 'body is not JSON', type: 'invalid_request_error' } }); }
+    if (body.model !== undefined && body.model !== MODEL_NAME) {
+      return send(res, 404, { error: { message: `model ${String(body.model).slice(0, 64)} is not served here`, type: 'invalid_request_error', code: 'model_not_found' } });
+    }
+    if (req.url === '/v1/chat/completions') return await complete(req, res, body, 'chat');
+    if (req.url === '/v1/completions') return await complete(req, res, body, 'text');
+    if (req.url === '/v1/embeddings') {
+      const data = embed(body.input ?? '');
+      return send(res, 200, { object: 'list', data, model: MODEL_NAME, usage: { prompt_tokens: 0, total_tokens: 0 } });
+    }
+    return send(res, 404, { error: { message: 'not found', type: 'invalid_request_error' } });
+  } catch {
+    if (!res.headersSent) send(res, 500, { error: { message: 'internal error', type: 'server_error' } });
+    else res.destroy();
+  }
+});
+
+try { unlinkSync(LISTEN); } catch {}
+server.listen(LISTEN, () => process.stdout.write('ready\n'));
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => server.close(() => process.exit(0)));
