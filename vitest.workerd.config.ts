@@ -1,9 +1,67 @@
+/**
+ * The attestation and protocol tests, run inside workerd (the runtime the edge uses) through
+ * @cloudflare/vitest-pool-workers: `npx vitest run --config vitest.workerd.config.ts`.
+ *
+ * Runs test/workerd/*.workerd.test.ts (the real SEV-SNP, TDX and NVIDIA vectors and the sealed-message
+ * protocol, written for workerd) and the Node suites of shared/attestation and shared/protocol
+ * unchanged. workerd has no file system holding the vectors, so:
+ *   - `virtual:obscura-vectors` is a module built from test/vectors at startup (build-vectors.mjs);
+ *   - a test file's own `node:fs` import is redirected to test/workerd/node-fs-shim.ts, which serves
+ *     reads under test/vectors from that module (only test files are redirected, never libraries).
+ */
+import { dirname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
-import { defineConfig } from 'vitest/config';
+import { defineConfig, type Plugin } from 'vitest/config';
+// @ts-expect-error: a plain .mjs script (no types); vectorsModuleSource(): string
+import { vectorsModuleSource } from './test/workerd/build-vectors.mjs';
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
+const VECTORS_ID = 'virtual:obscura-vectors';
+const FS_SHIM = resolve(ROOT, 'test/workerd/node-fs-shim.ts');
+
+function isRepoTestFile(importer: string | undefined): boolean {
+  if (!importer) return false;
+  const path = importer.split('?')[0];
+  return path.startsWith(ROOT + sep) && !path.includes(`${sep}node_modules${sep}`) && /\.test\.ts$/.test(path);
+}
+
+function workerdVectors(): Plugin {
+  return {
+    name: 'obscura-workerd-vectors',
+    enforce: 'pre',
+    resolveId(id) {
+      if (id === VECTORS_ID) return `\0${VECTORS_ID}`;
+      return undefined;
+    },
+    load(id) {
+      if (id === `\0${VECTORS_ID}`) return vectorsModuleSource() as string;
+      return undefined;
+    },
+    // Node builtins never reach resolveId in vitest's module runner (they are externalised first), so
+    // a test file's `node:fs` import is rewritten in its source instead.
+    transform(code, id) {
+      if (!isRepoTestFile(id)) return undefined;
+      const rewritten = code.replace(/(\bfrom\s*|\bimport\s*\(\s*)(['"])(?:node:)?fs\2/g, (_m, lead: string, quote: string) => `${lead}${quote}${FS_SHIM}${quote}`);
+      return rewritten === code ? undefined : { code: rewritten, map: null };
+    },
+  };
+}
 
 export default defineConfig({
-  plugins: [cloudflareTest({ miniflare: { compatibilityDate: '2026-04-26', compatibilityFlags: ['nodejs_compat'] } })],
+  plugins: [
+    workerdVectors(),
+    cloudflareTest({
+      miniflare: {
+        // The edge's date (wrangler.toml); nodejs_compat for `node:buffer` and the test files' Buffer use.
+        compatibilityDate: '2026-04-26',
+        compatibilityFlags: ['nodejs_compat'],
+      },
+    }),
+  ],
   test: {
-    include: ['test/workerd/**/*.workerd.test.ts'],
+    include: ['test/workerd/**/*.workerd.test.ts', 'shared/attestation/**/*.test.ts', 'shared/protocol/**/*.test.ts'],
+    exclude: ['node_modules/**', '.obscura/**', '.wrangler/**'],
+    testTimeout: 60_000,
   },
 });

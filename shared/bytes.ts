@@ -68,7 +68,7 @@ export function isAllZero(bytes: Uint8Array): boolean {
 }
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder('utf-8', { fatal: true });
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
 export function utf8(text: string): Uint8Array {
   return encoder.encode(text);

@@ -2,7 +2,7 @@
  * The Obscura edge: the public HTTPS front. It holds no key: it serves verified attestation bundles
  * from cache and relays sealed bytes between clients, the attestation service and workers.
  */
-import { AutoRouter } from 'itty-router';
+import { AutoRouter, type IRequest } from 'itty-router';
 import { SECRET_CONTENT_TYPE } from '../../shared/protocol/constants.ts';
 import { serveAttestation } from './attestation-cache.ts';
 import type { Env } from './env.ts';
@@ -23,7 +23,7 @@ async function relayToService(request: Request, env: Env, path: string, contentT
   }
 }
 
-const router = AutoRouter<Request, [Env, ExecutionContext]>();
+const router = AutoRouter<IRequest, [Env, ExecutionContext]>();
 
 router
   .get('/healthz', () => Response.json({ ok: true }))

@@ -90,12 +90,12 @@ export async function issueLeafCertificate(input: {
 
 /** PKCS#8 PEM of an extractable private key (for the TLS servers' key files, mode 0600). */
 export async function privateKeyPem(key: CryptoKey): Promise<string> {
-  const der = new Uint8Array(await crypto.subtle.exportKey('pkcs8', key));
+  const der = new Uint8Array((await crypto.subtle.exportKey('pkcs8', key)) as ArrayBuffer);
   return withNewline(x509.PemConverter.encode(bufferOf(der), 'PRIVATE KEY'));
 }
 
 export async function spkiOf(key: CryptoKey): Promise<Uint8Array> {
-  return new Uint8Array(await crypto.subtle.exportKey('spki', key));
+  return new Uint8Array((await crypto.subtle.exportKey('spki', key)) as ArrayBuffer);
 }
 
 /** SubjectPublicKeyInfo (DER) of a certificate. */

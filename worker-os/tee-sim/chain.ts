@@ -60,7 +60,14 @@ export const SIM_DEFAULT_TCB: Readonly<Record<SnpProductLine, TcbParts>> = Objec
 
 const NAME_BASE = 'OU=Simulated TEE, C=US, O=Obscura local simulation (not AMD)';
 
+export type SimulatedSigningKey = 'vcek' | 'vlek';
+
+/** The cspId a simulated VLEK carries (a real one names the cloud provider it was loaded for). */
+export const SIM_VLEK_CSP_ID = 'obscura-local-simulation';
+
 export interface SimulatedVcek {
+  /** 'vlek': a VLEK (cspId, no hwID) signed by the same local ASK, which then plays the ASVK. */
+  readonly kind: SimulatedSigningKey;
   readonly productLine: SnpProductLine;
   readonly tcb: TcbParts;
   readonly der: Uint8Array;
@@ -76,11 +83,12 @@ export interface SimulatedChain {
   readonly chipId: Uint8Array;
   /** 32 random bytes fixed per directory: the simulated guest's REPORT_ID. */
   readonly reportId: Uint8Array;
-  /** The VCEK for (productLine, tcb), issued and persisted on first request. */
-  vcek(productLine: SnpProductLine, tcb: TcbParts): Promise<SimulatedVcek>;
+  /** The VCEK (or VLEK) for (productLine, tcb), issued and persisted on first request. */
+  vcek(productLine: SnpProductLine, tcb: TcbParts, kind?: SimulatedSigningKey): Promise<SimulatedVcek>;
 }
 
 interface StoredVcek {
+  kind?: SimulatedSigningKey;
   productLine: SnpProductLine;
   tcb: TcbParts;
   der: string;
@@ -100,8 +108,8 @@ interface StoredState {
 const b64 = (bytes: Uint8Array | ArrayBuffer) => toBase64Url(bytes instanceof Uint8Array ? bytes : new Uint8Array(bytes));
 const unb64 = (text: string) => fromBase64(text.replace(/-/g, '+').replace(/_/g, '/'));
 
-function vcekKey(productLine: SnpProductLine, tcb: TcbParts): string {
-  return `${productLine}:${tcb.fmc ?? '-'}.${tcb.bootloader}.${tcb.tee}.${tcb.snp}.${tcb.microcode}`;
+function vcekKey(kind: SimulatedSigningKey, productLine: SnpProductLine, tcb: TcbParts): string {
+  return `${kind === 'vlek' ? 'vlek:' : ''}${productLine}:${tcb.fmc ?? '-'}.${tcb.bootloader}.${tcb.tee}.${tcb.snp}.${tcb.microcode}`;
 }
 
 /**
@@ -241,26 +249,28 @@ async function openState(dir: string, path: string, state: StoredState): Promise
   const issued = new Map<string, Promise<SimulatedVcek>>();
 
   const load = async (stored: StoredVcek): Promise<SimulatedVcek> => ({
+    kind: stored.kind ?? 'vcek',
     productLine: stored.productLine,
     tcb: Object.freeze({ ...stored.tcb }),
     der: unb64(stored.der),
     privateKey: await crypto.subtle.importKey('pkcs8', bufferOf(unb64(stored.pkcs8)), { name: 'ECDSA', namedCurve: 'P-384' }, false, ['sign']),
   });
 
-  const vcek = (productLine: SnpProductLine, tcb: TcbParts): Promise<SimulatedVcek> => {
+  const vcek = (productLine: SnpProductLine, tcb: TcbParts, kind: SimulatedSigningKey = 'vcek'): Promise<SimulatedVcek> => {
+    if (kind !== 'vcek' && kind !== 'vlek') throw new ObscuraError('ERR_USAGE', `unknown endorsement key kind ${String(kind)}`);
     if (!(productLine in SIM_PRODUCT_NAME)) throw new ObscuraError('ERR_USAGE', `unknown product line ${productLine}`);
     if ((productLine === 'Turin') !== (tcb.fmc !== undefined)) {
       throw new ObscuraError('ERR_USAGE', 'a TCB has an fmc SPL on Turin and only there');
     }
-    const key = vcekKey(productLine, tcb);
+    const key = vcekKey(kind, productLine, tcb);
     let pending = issued.get(key);
     if (!pending) {
       pending = (async () => {
         const latest = (await readState(path)) ?? state;
         const stored = latest.vceks[key] ?? state.vceks[key];
         if (stored) return load(stored);
-        const fresh = await issueVcek({ productLine, tcb, askDer, askPrivateKey, chipId });
-        const record: StoredVcek = { productLine, tcb: { ...tcb }, der: b64(fresh.der), pkcs8: b64(fresh.pkcs8) };
+        const fresh = await issueVcek({ kind, productLine, tcb, askDer, askPrivateKey, chipId });
+        const record: StoredVcek = { kind, productLine, tcb: { ...tcb }, der: b64(fresh.der), pkcs8: b64(fresh.pkcs8) };
         state.vceks[key] = record;
         const merged: StoredState = { ...latest, vceks: { ...latest.vceks, [key]: record } };
         await writeAtomic(path, JSON.stringify(merged));
@@ -297,6 +307,7 @@ function name(attributes: [string, string][]): pkijs.RelativeDistinguishedNames 
  * not write serial number 0.
  */
 async function issueVcek(args: {
+  kind: SimulatedSigningKey;
   productLine: SnpProductLine;
   tcb: TcbParts;
   askDer: Uint8Array;
@@ -315,7 +326,7 @@ async function issueVcek(args: {
     ['2.5.4.11', 'Simulated TEE'],
     ['2.5.4.6', 'US'],
     ['2.5.4.10', 'Obscura local simulation (not AMD)'],
-    ['2.5.4.3', 'SEV-VCEK'],
+    ['2.5.4.3', args.kind === 'vlek' ? 'SEV-VLEK' : 'SEV-VCEK'],
   ]);
   cert.notBefore = new pkijs.Time({ type: 0, value: new Date(now - BACKDATE_MS) });
   cert.notAfter = new pkijs.Time({ type: 0, value: new Date(now + VCEK_VALIDITY_YEARS * 365.25 * 24 * 3600 * 1000) });
@@ -337,8 +348,11 @@ async function issueVcek(args: {
     ext(AMD_KDS_OID.snpSpl, derInteger(tcb.snp)),
     ext(AMD_KDS_OID.ucodeSpl, derInteger(tcb.microcode)),
     ...(turin ? [ext(AMD_KDS_OID.fmcSpl, derInteger(tcb.fmc ?? 0))] : []),
-    // KDS writes hwID as the raw bytes, with no DER OCTET STRING header inside extnValue.
-    ext(AMD_KDS_OID.hwId, bufferOf(hwId)),
+    // KDS writes hwID as the raw bytes, with no DER OCTET STRING header inside extnValue. A VLEK
+    // is not bound to a chip: it names the cloud provider instead.
+    args.kind === 'vlek'
+      ? ext(AMD_KDS_OID.cspId, new asn1js.IA5String({ value: SIM_VLEK_CSP_ID }).toBER(false))
+      : ext(AMD_KDS_OID.hwId, bufferOf(hwId)),
   ];
   await cert.sign(args.askPrivateKey, 'SHA-384', engine);
   return {

@@ -15,7 +15,9 @@ export {
   SIM_DEFAULT_TCB,
   SIM_PRODUCT_NAME,
   SIM_STATE_FILE,
+  SIM_VLEK_CSP_ID,
   loadOrCreateSimulatedChain,
+  type SimulatedSigningKey,
   type SimulatedChain,
   type SimulatedVcek,
 } from './chain.ts';

@@ -13,7 +13,7 @@ import {
   parseSnpReport,
   verifySnpEvidence,
 } from '../../shared/attestation/sev-snp/index.ts';
-import { SIM_ARK_PEM_FILE, SIM_STATE_FILE, SimulatedSnpTee, openSimulatedSnpTee, simulatedReportOfVersion } from './index.ts';
+import { SIM_ARK_PEM_FILE, SIM_STATE_FILE, SIM_VLEK_CSP_ID, SimulatedSnpTee, openSimulatedSnpTee, simulatedReportOfVersion } from './index.ts';
 
 async function codeOf(promise: Promise<unknown>): Promise<string | undefined> {
   try {
@@ -120,7 +120,7 @@ describe('simulated reports through the real verifier', () => {
     expect(facts.endorsementKey.serialNumberHex).toBe('00');
     expect(facts.root.certificate.der).toEqual(tee.arkDer);
     const policy = { measurements: [toHex(measurement)], reportData, hostData, vmpl: 0, minimumTcb: tee.tcb };
-    expect((await verifySnpEvidence({ report, vcek: tee.vcekDer, ask: tee.askDer, trustedArks: [tee.arkDer], at: new Date(), policy })).validated).toBe(true);
+    await expect(verifySnpEvidence({ report, vcek: tee.vcekDer, ask: tee.askDer, trustedArks: [tee.arkDer], at: new Date(), policy })).resolves.toBeDefined();
   });
 
   it('are refused when only AMD’s real ARKs are trusted', async () => {
@@ -201,6 +201,28 @@ describe('simulated reports through the real verifier', () => {
     expect(await codeOf(verifyWith(turin, wrongFmc))).toBe('ERR_VALUE_MISMATCH');
     // A Turin report checked against the Genoa VCEK: the CPUIDs disagree.
     expect(await codeOf(verifyWith(tee, await turin.report({ reportData, measurement })))).toBe('ERR_VALUE_MISMATCH');
+  });
+
+  it('signs with a VLEK (VLEK -> ASVK -> ARK) when asked, and the verifier follows SIGNING_KEY', async () => {
+    const vlekTee = await openSimulatedSnpTee({ dir: join(dir, 'machine'), signingKey: 'vlek' });
+    const ext = decodeAmdEndorsementKeyExtensions(parseCertificate(vlekTee.vcekDer));
+    expect(ext.cspId).toBe(SIM_VLEK_CSP_ID);
+    expect(ext.hwId).toBeUndefined();
+    const report = await vlekTee.report({ reportData, measurement });
+    expect(parseSnpReport(report).signerInfo.signingKey).toBe('vlek');
+    const facts = await verifySnpEvidence({ report, vlek: vlekTee.vcekDer, asvk: vlekTee.askDer, trustedArks: [vlekTee.arkPem], at: new Date() });
+    expect(facts.signingKey).toBe('vlek');
+    expect(facts.endorsementKey.cspId).toBe(SIM_VLEK_CSP_ID);
+    // A VLEK-signed report with only a VCEK given, or the VLEK passed as a VCEK, is refused.
+    expect(await codeOf(verifyWith(tee, report))).toBe('ERR_USAGE');
+    const vcekSigned = await tee.report({ reportData, measurement });
+    expect(await codeOf(verifySnpEvidence({ report: vcekSigned, vcek: vlekTee.vcekDer, ask: tee.askDer, trustedArks: [tee.arkPem], at: new Date() }))).toBe(
+      'ERR_SIGNATURE_INVALID',
+    );
+    const policy = { measurements: [measurement], allowedSigningKeys: ['vcek'] as const };
+    expect(
+      await codeOf(verifySnpEvidence({ report, vlek: vlekTee.vcekDer, asvk: vlekTee.askDer, trustedArks: [vlekTee.arkPem], at: new Date(), policy })),
+    ).toBe('ERR_POLICY_VIOLATION');
   });
 
   it('refuses request fields of the wrong size', async () => {

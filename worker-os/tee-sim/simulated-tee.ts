@@ -23,7 +23,7 @@ import {
 } from '../../shared/attestation/sev-snp/report.ts';
 import { assembleSnpReport } from '../../shared/attestation/sev-snp/signature.ts';
 import type { TcbParts } from '../../shared/attestation/sev-snp/tcb.ts';
-import { SIM_DEFAULT_TCB, type SimulatedChain, loadOrCreateSimulatedChain } from './chain.ts';
+import { SIM_DEFAULT_TCB, type SimulatedChain, type SimulatedSigningKey, loadOrCreateSimulatedChain } from './chain.ts';
 
 export type SimulatedReportVersion = 2 | 3 | 4 | 5;
 
@@ -44,6 +44,8 @@ export interface SimulatedTeeOptions {
   readonly productLine?: SnpProductLine;
   /** The platform TCB (and so the VCEK's SPLs). Default SIM_DEFAULT_TCB[productLine]. */
   readonly tcb?: TcbParts;
+  /** Sign with a VCEK (default) or a VLEK (as a cloud provider's host would); the local ASK signs either. */
+  readonly signingKey?: SimulatedSigningKey;
 }
 
 export interface SimulatedReportRequest {
@@ -74,6 +76,7 @@ export interface SimulatedReportRequest {
 export interface SimulatedEvidence {
   /** The 1184-byte report. */
   readonly report: Uint8Array;
+  readonly signingKey: SimulatedSigningKey;
   readonly vcekDer: Uint8Array;
   readonly askDer: Uint8Array;
   readonly arkDer: Uint8Array;
@@ -91,6 +94,8 @@ export class SimulatedSnpTee {
   readonly productLine: SnpProductLine;
   readonly tcb: TcbParts;
   readonly chipId: Uint8Array;
+  /** Which key signs the reports; `vcekDer` is a VLEK when this is 'vlek'. */
+  readonly signingKey: SimulatedSigningKey;
   /** The local root a policy pins to accept this simulator's evidence (DER and PEM). */
   readonly arkDer: Uint8Array;
   readonly arkPem: string;
@@ -100,8 +105,16 @@ export class SimulatedSnpTee {
   readonly #chain: SimulatedChain;
   readonly #vcekKey: CryptoKey;
 
-  private constructor(chain: SimulatedChain, productLine: SnpProductLine, tcb: TcbParts, vcekDer: Uint8Array, vcekKey: CryptoKey) {
+  private constructor(
+    chain: SimulatedChain,
+    productLine: SnpProductLine,
+    tcb: TcbParts,
+    signingKey: SimulatedSigningKey,
+    vcekDer: Uint8Array,
+    vcekKey: CryptoKey,
+  ) {
     this.#chain = chain;
+    this.signingKey = signingKey;
     this.productLine = productLine;
     this.tcb = tcb;
     this.chipId = chain.chipId;
@@ -118,8 +131,9 @@ export class SimulatedSnpTee {
     const productLine = options.productLine ?? 'Genoa';
     const tcb = Object.freeze({ ...(options.tcb ?? SIM_DEFAULT_TCB[productLine]) });
     const chain = await loadOrCreateSimulatedChain(options.dir);
-    const vcek = await chain.vcek(productLine, tcb);
-    return new SimulatedSnpTee(chain, productLine, tcb, vcek.der, vcek.privateKey);
+    const signingKey = options.signingKey ?? 'vcek';
+    const vcek = await chain.vcek(productLine, tcb, signingKey);
+    return new SimulatedSnpTee(chain, productLine, tcb, signingKey, vcek.der, vcek.privateKey);
   }
 
   /** The evidence chain for a verifier: VCEK, ASK, ARK (the ARK is for pinning, not for sending). */
@@ -141,7 +155,7 @@ export class SimulatedSnpTee {
       vmpl: request.vmpl ?? 0,
       currentTcb: tcb,
       platformInfo: SIM_PLATFORM_INFO,
-      signerInfo: { authorKeyEn: request.authorKeyDigest !== undefined, maskChipKey: false, signingKey: 'vcek' },
+      signerInfo: { authorKeyEn: request.authorKeyDigest !== undefined, maskChipKey: false, signingKey: this.signingKey },
       reportData: sized(request.reportData, REPORT_DATA_BYTES, 'reportData'),
       measurement: sized(request.measurement, MEASUREMENT_BYTES, 'measurement'),
       hostData: sized(request.hostData, HOST_DATA_BYTES, 'hostData'),
@@ -172,7 +186,7 @@ export class SimulatedSnpTee {
 
   /** The report together with the chain a verifier needs. */
   async evidence(request: SimulatedReportRequest): Promise<SimulatedEvidence> {
-    return { report: await this.report(request), vcekDer: this.vcekDer, askDer: this.askDer, arkDer: this.arkDer };
+    return { report: await this.report(request), signingKey: this.signingKey, vcekDer: this.vcekDer, askDer: this.askDer, arkDer: this.arkDer };
   }
 }
 

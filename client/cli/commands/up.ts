@@ -41,6 +41,10 @@ Options (each also an environment variable):
   --proxy-port N         client proxy, OpenAI-compatible, HTTP  OBSCURA_PROXY_PORT  (8080)
   --padding-buckets LIST worker's event padding sizes (measured) OBSCURA_PADDING_BUCKETS
   --tokens-per-second N  pace the sample AI code (0 = unpaced)  OBSCURA_TOKENS_PER_SECOND (0)
+  --edge-url URL         the edge URL the client proxy uses (default https://127.0.0.1:EDGE-PORT),
+                         e.g. a TLS front in between
+  --worker-url URL       the worker URL the edge routes to (default https://127.0.0.1:WORKER-PORT),
+                         e.g. a tunnel or load balancer in front of the worker
   --help`;
 
 function option(values: Record<string, unknown>, name: string, env: string, fallback: string): string {
@@ -63,6 +67,8 @@ export const upCommand: Command = {
         'proxy-port': { type: 'string' },
         'padding-buckets': { type: 'string' },
         'tokens-per-second': { type: 'string' },
+        'edge-url': { type: 'string' },
+        'worker-url': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -188,7 +194,7 @@ export const upCommand: Command = {
           '--show-interactive-dev-session=false',
           '--log-level', 'warn',
           '--var', `AS_URL:${asUrl}`,
-          '--var', `WORKERS:${JSON.stringify([{ region: 'local', url: workerUrl }])}`,
+          '--var', `WORKERS:${JSON.stringify([{ region: 'local', url: values['worker-url'] ?? workerUrl }])}`,
           '--var', `TRUSTED_ROOTS:${localRootPem}`,
           '--var', `BUNDLE_MAX_AGE_MS:${adminPolicy.maxBundleAgeMs}`,
         ],
@@ -210,7 +216,7 @@ export const upCommand: Command = {
       writeFileSync(policyPath, JSON.stringify(clientPolicy, null, 2));
       const edgeAgent = new Agent({ connect: { ca: pki.caPem } });
       const obscuraFetch = createObscuraFetch({
-        endpoint: edgeUrl,
+        endpoint: values['edge-url'] ?? edgeUrl,
         policy: parseClientPolicy(JSON.parse(readFileSync(policyPath, 'utf8'))),
         fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: edgeAgent })) as unknown as typeof fetch,
         manifestLog: new FileManifestLogStore(join(stateDir, 'client', 'manifest-log.json')),

@@ -10,10 +10,10 @@ import { parseArgs } from 'node:util';
 import { ObscuraError } from '../../../shared/errors.ts';
 import type { CliIO, Command } from '../command.ts';
 import { EXIT, exitCodeForClass } from '../exit-codes.ts';
-import { type CommonOptions, StepFailure, type VerifyOutcome } from './verify-evidence/common.ts';
-import { verifyNvidiaGpu } from './verify-evidence/nvidia-gpu.ts';
-import { verifySevSnp } from './verify-evidence/sev-snp.ts';
-import { verifyTdx } from './verify-evidence/tdx.ts';
+import { type CommonOptions, StepFailure, type VerifyOutcome } from './verify-evidence/step.ts';
+
+// Each platform's verifier (pkijs, asn1js, zod...) is imported only when that platform is asked for,
+// so that `obscura --help` and the other commands do not pay for loading them.
 
 const USAGE = `obscura verify-evidence KIND [options]
 
@@ -76,13 +76,13 @@ const KINDS: Record<string, KindSpec> = {
   'sev-snp': {
     required: ['report', 'vcek', 'roots'],
     optional: ['ask'],
-    run: (v, common) => verifySevSnp({ report: v.report, vcek: v.vcek, roots: v.roots, ...(v.ask === undefined ? {} : { ask: v.ask }) }, common),
+    run: async (v, common) => (await import('./verify-evidence/sev-snp.ts')).verifySevSnp({ report: v.report, vcek: v.vcek, roots: v.roots, ...(v.ask === undefined ? {} : { ask: v.ask }) }, common),
   },
   tdx: {
     required: ['quote', 'tcb-info', 'tcb-info-chain', 'qe-identity', 'qe-identity-chain', 'pck-crl', 'pck-crl-chain', 'root-crl', 'roots'],
     optional: [],
-    run: (v, common) =>
-      verifyTdx(
+    run: async (v, common) =>
+      (await import('./verify-evidence/tdx.ts')).verifyTdx(
         {
           quote: v.quote,
           tcbInfo: v['tcb-info'],
@@ -100,7 +100,7 @@ const KINDS: Record<string, KindSpec> = {
   'nvidia-gpu': {
     required: ['evidence', 'chain', 'roots'],
     optional: ['nonce'],
-    run: (v, common) => verifyNvidiaGpu({ evidence: v.evidence, chain: v.chain, roots: v.roots, ...(v.nonce === undefined ? {} : { nonce: v.nonce }) }, common),
+    run: async (v, common) => (await import('./verify-evidence/nvidia-gpu.ts')).verifyNvidiaGpu({ evidence: v.evidence, chain: v.chain, roots: v.roots, ...(v.nonce === undefined ? {} : { nonce: v.nonce }) }, common),
   },
 };
 

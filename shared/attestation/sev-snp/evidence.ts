@@ -51,8 +51,6 @@ export interface SnpEvidenceFacts {
   };
   /** The trusted ARK the chain ended at: its subject and the SHA-256 of its DER (lower-case hex). */
   readonly root: { readonly subject: string; readonly fingerprintSha256: string; readonly certificate: ParsedCertificate };
-  /** True when a policy was given and the report satisfied it. */
-  readonly validated: boolean;
   /** The full parsed report. */
   readonly report: SnpReport;
 }
@@ -101,7 +99,6 @@ export async function verifySnpEvidence(options: VerifySnpEvidenceOptions): Prom
       ...(verified.endorsementKey.cspId !== undefined ? { cspId: verified.endorsementKey.cspId } : {}),
     }),
     root: Object.freeze({ subject: root.subject, fingerprintSha256: await certificateFingerprint(root), certificate: root }),
-    validated: options.policy !== undefined,
     report,
   });
 }

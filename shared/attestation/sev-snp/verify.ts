@@ -6,7 +6,7 @@
  */
 import { equalBytes } from '../../bytes.ts';
 import { ObscuraError } from '../../errors.ts';
-import { type CertificateInput, importCertificatePublicKey, parseCertificate } from '../x509/certificate.ts';
+import { type CertificateInput, importCertificatePublicKey, parseCertificate, parseCertificates } from '../x509/certificate.ts';
 import type { CrlInput } from '../x509/crl.ts';
 import { type ValidatedCertificatePath, validateCertificatePath } from '../x509/path.ts';
 import { type SnpReport, parseSnpReport } from './report.ts';
@@ -18,7 +18,7 @@ export interface VerifySnpReportOptions {
   readonly report: Uint8Array | SnpReport;
   /** The VCEK, for a report whose SIGNING_KEY is 0. */
   readonly vcek?: CertificateInput;
-  /** The ASK that signed the VCEK. */
+  /** The ASK that signed the VCEK (a PEM string may also be KDS's cert_chain: ASK then ARK). */
   readonly ask?: CertificateInput;
   /** The VLEK, for a report whose SIGNING_KEY is 1. */
   readonly vlek?: CertificateInput;
@@ -66,7 +66,8 @@ export async function verifySnpReport(options: VerifySnpReportOptions): Promise<
 
   const chain = await validateCertificatePath({
     leaf: keyCert,
-    intermediates: issuerInput === undefined ? [] : [issuerInput],
+    // A pinned ARK among these is dropped; any other extra certificate fails the path.
+    intermediates: issuerInput === undefined ? [] : typeof issuerInput === 'string' ? parseCertificates(issuerInput) : [issuerInput],
     trustedRoots: options.trustedArks,
     at: options.at,
     crls: options.crls,

@@ -12,6 +12,7 @@ export {
 export { parseQeReport, type QeReport } from './qe-report.ts';
 export { parsePckExtensions, SGX_EXTENSIONS_OID, type PckExtensions } from './pck-extensions.ts';
 export { verifyPckChain, type VerifiedPck } from './pck-chain.ts';
+export { verifyTcbSigned, type IntelTrust } from './tcb-signing.ts';
 export { parseTcbInfo, verifyTcbInfo, type TdxTcbInfo, type TdxTcbLevel, type TcbLevelStatus } from './tcb-info.ts';
 export { parseQeIdentity, verifyQeIdentity, matchQeIdentity, type QeIdentity } from './qe-identity.ts';
 export { evaluateTcbStatus, checkTdxModule, TDX_TCB_STATUSES, type TdxTcbStatus, type TcbEvaluation } from './tcb-status.ts';

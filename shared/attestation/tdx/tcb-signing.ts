@@ -43,8 +43,9 @@ export async function verifyTcbSigned(signed: SignedJsonMember, issuerChainPem: 
     crls: [trust.rootCrl],
     leafProfile: { publicKey: 'ec-p256' },
   });
-  if (commonNameOf(path.leaf) !== INTEL_TCB_SIGNING_CN) {
-    throw new ObscuraError('ERR_CHAIN_INVALID', `${what} is not signed by an "${INTEL_TCB_SIGNING_CN}" certificate`);
+  // Intel issues the TCB Signing certificate directly under the root.
+  if (commonNameOf(path.leaf) !== INTEL_TCB_SIGNING_CN || path.intermediates.length !== 0) {
+    throw new ObscuraError('ERR_CHAIN_INVALID', `${what} is not signed by an "${INTEL_TCB_SIGNING_CN}" certificate under the root`);
   }
   const key = await importCertificatePublicKey(path.leaf, { name: 'ECDSA', namedCurve: 'P-256' });
   if (!(await verifyP256(key, signed.signature, signed.signedBytes))) {

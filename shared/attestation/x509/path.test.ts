@@ -121,6 +121,12 @@ describe('validateCertificatePath: synthetic chains', () => {
     const lookalike = await makeCert({ name: 'Root', ca: true });
     await expectCode(validateCertificatePath({ ...base, trustedRoots: [lookalike.der] }), 'ERR_UNTRUSTED_ROOT');
     await expectCode(validateCertificatePath({ ...base, trustedRoots: [] }), 'ERR_UNTRUSTED_ROOT');
+    // The chain's own (untrusted) root among the intermediates.
+    const fakeRoot = await makeCert({ name: 'Root', ca: true });
+    const fakeInt = await makeCert({ name: 'Int 1', issuer: fakeRoot, ca: true });
+    const fakeInt2 = await makeCert({ name: 'Int 2', issuer: fakeInt, ca: true });
+    const fakeLeaf = await makeCert({ name: 'Leaf', issuer: fakeInt2 });
+    await expectCode(validateCertificatePath({ ...base, leaf: fakeLeaf.der, intermediates: [fakeInt.der, fakeInt2.der, fakeRoot.der] }), 'ERR_UNTRUSTED_ROOT');
     const selfSigned = await makeCert({ name: 'Self' });
     await expectCode(validateCertificatePath({ ...base, leaf: selfSigned.der, intermediates: [] }), 'ERR_UNTRUSTED_ROOT');
   });

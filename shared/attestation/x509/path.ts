@@ -177,6 +177,9 @@ async function buildPath(
       }
     }
     if (!next) throw new ObscuraError('ERR_CHAIN_INVALID', `the signature on "${current.subject}" does not verify under "${current.issuer}"`);
+    if (next.selfIssued && (await signedBy(next, next, engine))) {
+      throw new ObscuraError('ERR_UNTRUSTED_ROOT', `the chain ends at self-signed "${next.subject}", which is not a trusted root`);
+    }
     if (path.length > maxIntermediates) {
       throw new ObscuraError('ERR_CHAIN_INVALID', `the path has more than ${maxIntermediates} intermediate certificate(s)`);
     }
@@ -200,7 +203,11 @@ function checkValidity(path: readonly ParsedCertificate[], at: Date): void {
 function checkProfiles(path: readonly ParsedCertificate[], options: ValidateCertificatePathOptions): void {
   const allowedCritical = new Set([...DEFAULT_ALLOWED_CRITICAL_EXTENSIONS, ...(options.allowedCriticalExtensions ?? [])]);
   path.forEach((cert, index) => {
-    checkSignatureAlgorithm(cert.pkijs.signatureAlgorithm, cert.pkijs.signature, `certificate "${cert.subject}"`);
+    // A trust anchor is trusted as pinned: its self-signature carries no weight, so only the
+    // signatures the path relies on must use an allowed algorithm.
+    if (index < path.length - 1) {
+      checkSignatureAlgorithm(cert.pkijs.signatureAlgorithm, cert.pkijs.signature, `certificate "${cert.subject}"`);
+    }
     for (const ext of cert.extensions) {
       if (ext.critical && !allowedCritical.has(ext.oid)) {
         throw new ObscuraError('ERR_CHAIN_INVALID', `"${cert.subject}" has an unknown critical extension ${ext.oid}`);

@@ -133,13 +133,16 @@ async function complete(req, res, body, kind) {
   res.end('data: [DONE]\n\n');
 }
 
-function embed(input) {
+function embed(input, format) {
   const texts = Array.isArray(input) ? input : [input];
   return texts.map((t, index) => {
     const v = new Array(EMBEDDING_DIMENSIONS).fill(0);
     for (const w of tokenize(String(t))) v[createHash('sha256').update(w).digest()[0] % EMBEDDING_DIMENSIONS] += 1;
     const norm = Math.hypot(...v) || 1;
-    return { object: 'embedding', index, embedding: v.map((x) => x / norm) };
+    const unit = v.map((x) => x / norm);
+    // OpenAI's base64 format: little-endian float32s.
+    const embedding = format === 'base64' ? Buffer.from(new Float32Array(unit).buffer).toString('base64') : unit;
+    return { object: 'embedding', index, embedding };
   });
 }
 
@@ -165,7 +168,7 @@ const server = http.createServer(async (req, res) => {
     if (req.url === '/v1/chat/completions') return await complete(req, res, body, 'chat');
     if (req.url === '/v1/completions') return await complete(req, res, body, 'text');
     if (req.url === '/v1/embeddings') {
-      const data = embed(body.input ?? '');
+      const data = embed(body.input ?? '', body.encoding_format);
       return send(res, 200, { object: 'list', data, model: MODEL_NAME, usage: { prompt_tokens: 0, total_tokens: 0 } });
     }
     return send(res, 404, { error: { message: 'not found', type: 'invalid_request_error' } });

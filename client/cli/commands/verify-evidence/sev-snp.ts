@@ -105,7 +105,13 @@ export async function verifySevSnp(files: SevSnpFiles, options: CommonOptions): 
   }
 
   const json = toJson(
-    { evidence: 'sev-snp', at: options.at, validated: input.policy !== undefined, ...facts, root: { subject: facts.root.subject, fingerprintSha256: facts.root.fingerprintSha256 } },
+    {
+      evidence: 'sev-snp',
+      at: options.at,
+      ...facts,
+      validated: input.policy !== undefined,
+      root: { subject: facts.root.subject, fingerprintSha256: facts.root.fingerprintSha256 },
+    },
     new Set(['report']),
   ) as Record<string, unknown>;
 

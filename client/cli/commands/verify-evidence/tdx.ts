@@ -87,15 +87,27 @@ export function tdxPolicyFromJson(json: unknown, where: string): TdxPolicy {
 /** A CRL file: DER, or PEM "X509 CRL". */
 async function readCrl(flag: string, path: string): Promise<Uint8Array> {
   const bytes = await readBytes(flag, path);
-  const der = bytes[0] === 0x30 ? bytes : decodePem(new TextDecoder('latin1').decode(bytes), 'X509 CRL')[0];
-  parseCrl(der); // malformed now, not halfway through verification
-  return der;
+  return naming(flag, path, () => {
+    const der = bytes[0] === 0x30 ? bytes : decodePem(new TextDecoder('latin1').decode(bytes), 'X509 CRL')[0];
+    parseCrl(der); // malformed now, not halfway through verification
+    return der;
+  });
 }
 
 async function readChain(flag: string, path: string): Promise<string> {
   const text = await readText(flag, path);
-  parseCertificates(text);
+  naming(flag, path, () => parseCertificates(text));
   return text;
+}
+
+/** Runs `fn`, prefixing the message of an ObscuraError with the flag and file it concerns. */
+function naming<T>(flag: string, path: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof ObscuraError) throw new ObscuraError(e.code, `${flag} ${path}: ${e.message}`, { cause: e });
+    throw e;
+  }
 }
 
 interface TdxVerified {
@@ -149,7 +161,8 @@ async function verifyTdxQuote(quote: TdxQuote, collateral: TdxCollateral, roots:
 export async function verifyTdx(files: TdxFiles, options: CommonOptions): Promise<VerifyOutcome> {
   const input = await step('parse', async () => {
     const policy = options.policyPath === undefined ? undefined : tdxPolicyFromJson(await readPolicyJson(options.policyPath), `--policy ${options.policyPath}`);
-    const quote = parseQuote(await readBytes('--quote', files.quote));
+    const quoteBytes = await readBytes('--quote', files.quote);
+    const quote = naming('--quote', files.quote, () => parseQuote(quoteBytes));
     const collateral: TdxCollateral = {
       tcbInfoJson: await readBytes('--tcb-info', files.tcbInfo),
       tcbInfoIssuerChainPem: await readChain('--tcb-info-chain', files.tcbInfoChain),
@@ -174,8 +187,8 @@ export async function verifyTdx(files: TdxFiles, options: CommonOptions): Promis
   const json = toJson({
     evidence: 'tdx',
     at: options.at,
-    validated: input.policy !== undefined,
     ...facts,
+    validated: input.policy !== undefined,
     debug,
     ...(tcbNote === undefined ? {} : { tcbStatusDetail: tcbNote }),
   }) as Record<string, unknown>;
