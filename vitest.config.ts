@@ -7,5 +7,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 180_000,
     pool: 'forks',
+    // The JSON results are what .ci/run counts ("N passed, N failed").
+    reporters: ['default', ['json', { outputFile: 'node_modules/.cache/obscura/vitest-node.json' }]],
   },
 });

@@ -49,6 +49,8 @@ function workerdVectors(): Plugin {
 }
 
 export default defineConfig({
+  // Vector files imported with Vite's `?inline` (a data: URL) by workerd tests beside the verifiers.
+  assetsInclude: ['**/*.bin', '**/*.der', '**/*.dat', '**/*.hex'],
   plugins: [
     workerdVectors(),
     cloudflareTest({
