@@ -13,17 +13,20 @@ import { dirname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig, type Plugin } from 'vitest/config';
-// @ts-expect-error: a plain .mjs script (no types); vectorsModuleSource(): string
 import { vectorsModuleSource } from './test/workerd/build-vectors.mjs';
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
+const ROOT_POSIX = ROOT.split(sep).join('/');
 const VECTORS_ID = 'virtual:obscura-vectors';
-const FS_SHIM = resolve(ROOT, 'test/workerd/node-fs-shim.ts');
+const FS_SHIMS: Record<string, string> = {
+  fs: resolve(ROOT, 'test/workerd/node-fs-shim.ts'),
+  'fs/promises': resolve(ROOT, 'test/workerd/node-fs-promises-shim.ts'),
+};
 
 function isRepoTestFile(importer: string | undefined): boolean {
   if (!importer) return false;
-  const path = importer.split('?')[0];
-  return path.startsWith(ROOT + sep) && !path.includes(`${sep}node_modules${sep}`) && /\.test\.ts$/.test(path);
+  const path = importer.split('?')[0].split(sep).join('/');
+  return path.startsWith(`${ROOT_POSIX}/`) && !path.includes('/node_modules/') && /\.test\.ts$/.test(path);
 }
 
 function workerdVectors(): Plugin {
@@ -35,14 +38,17 @@ function workerdVectors(): Plugin {
       return undefined;
     },
     load(id) {
-      if (id === `\0${VECTORS_ID}`) return vectorsModuleSource() as string;
+      if (id === `\0${VECTORS_ID}`) return vectorsModuleSource();
       return undefined;
     },
     // Node builtins never reach resolveId in vitest's module runner (they are externalised first), so
     // a test file's `node:fs` import is rewritten in its source instead.
     transform(code, id) {
       if (!isRepoTestFile(id)) return undefined;
-      const rewritten = code.replace(/(\bfrom\s*|\bimport\s*\(\s*)(['"])(?:node:)?fs\2/g, (_m, lead: string, quote: string) => `${lead}${quote}${FS_SHIM}${quote}`);
+      const rewritten = code.replace(
+        /(\bfrom\s*|\bimport\s*\(\s*)(['"])(?:node:)?(fs|fs\/promises)\2/g,
+        (_m, lead: string, quote: string, name: string) => `${lead}${quote}${FS_SHIMS[name]}${quote}`,
+      );
       return rewritten === code ? undefined : { code: rewritten, map: null };
     },
   };

@@ -2,6 +2,7 @@
  * The spine, end to end: the official `openai` client against the client proxy of a system started
  * as `npm start` starts it, with recording relays as the untrusted network around the edge.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,7 +14,7 @@ import { createObscuraFetch } from '../../client/sdk/obscura-fetch.ts';
 import { parseClientPolicy } from '../../client/sdk/policy.ts';
 import { ObscuraError } from '../../shared/errors.ts';
 import { decodeStrict, encodeDeterministic } from '../../shared/cbor.ts';
-import { filesContaining, filesWrittenSince, RecordingRelay, startSystem, WRANGLER_HOME_LOGS, type RunningSystem } from './harness.ts';
+import { filesContaining, filesWrittenSince, freePort, RecordingRelay, startSystem, WRANGLER_HOME_LOGS, type RunningSystem } from './harness.ts';
 
 const startedAt = Date.now();
 const CANARY = `canary-${randomBytes(12).toString('hex')}`;
@@ -75,6 +76,38 @@ describe('the official openai client through the client proxy', () => {
     expect(c.choices[0].text.length).toBeGreaterThan(0);
     const e = await openai.embeddings.create({ model: 'sample-ngram', input: `the sea ${CANARY}` });
     expect(e.data[0].embedding.length).toBe(64);
+  });
+});
+
+describe('the client proxy', () => {
+  it('refuses other Host names (DNS rebinding) and browser origins', async () => {
+    const port = new URL(system.proxyUrl).port;
+    const rebinding = await request(`http://127.0.0.1:${port}/v1/models`, { headers: { host: `evil.example:${port}` } });
+    expect(rebinding.statusCode).toBe(403);
+    await rebinding.body.dump();
+    const page = await request(`http://127.0.0.1:${port}/v1/models`, { headers: { origin: 'https://evil.example' } });
+    expect(page.statusCode).toBe(403);
+    await page.body.dump();
+  });
+
+  it('runs on its own as `obscura proxy --endpoint`', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [join(PROJECT_ROOT, 'bin', 'obscura.mjs'), 'proxy', '--endpoint', system.edgeUrl, '--state-dir', system.stateDir, '--port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let out = '';
+        child.stdout!.on('data', (d) => {
+          out += d;
+          if (out.includes('ready')) resolve();
+        });
+        child.on('exit', (code) => reject(new Error(`obscura proxy exited ${code}`)));
+      });
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'local', maxRetries: 0 });
+      const r = await client.chat.completions.create({ model: 'sample-ngram', messages: [{ role: 'user', content: `the sea ${CANARY}` }], max_tokens: 5 });
+      expect(r.choices[0].message.content?.length).toBeGreaterThan(0);
+    } finally {
+      child.kill('SIGINT');
+    }
   });
 });
 

@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Agent, fetch as undiciFetch, request } from 'undici';
+import { Agent, request } from 'undici';
 import { fromUtf8, toBase64Url } from '../../../shared/bytes.ts';
 import { ObscuraError } from '../../../shared/errors.ts';
 import { manifestDigest, signManifestUpdate } from '../../../shared/manifest/chain.ts';
@@ -17,10 +17,8 @@ import { PROJECT_ROOT } from '../../../worker-os/image-digest.ts';
 import { ensureRunsc } from '../../../worker-os/sandbox/runsc.ts';
 import { sweepSandboxes } from '../../../worker-os/sandbox/sandbox.ts';
 import { ensureSimulatedHardware } from '../../../worker-os/tee/simulated-snp.ts';
-import { createClientProxy } from '../../proxy/server.ts';
-import { createObscuraFetch } from '../../sdk/obscura-fetch.ts';
+import { startClientProxy } from '../../proxy/start.ts';
 import { parseClientPolicy } from '../../sdk/policy.ts';
-import { FileManifestLogStore } from '../../node/file-manifest-log.ts';
 import type { CliIO, Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { ensureLocalPki } from '../local-deployment/local-pki.ts';
@@ -214,18 +212,13 @@ export const upCommand: Command = {
       // 5. Client policy and proxy (in this process: the proxy is the user's side).
       const policyPath = join(stateDir, 'client-policy.json');
       writeFileSync(policyPath, JSON.stringify(clientPolicy, null, 2));
-      const edgeAgent = new Agent({ connect: { ca: pki.caPem } });
-      const obscuraFetch = createObscuraFetch({
+      const proxy = await startClientProxy({
         endpoint: values['edge-url'] ?? edgeUrl,
-        policy: parseClientPolicy(JSON.parse(readFileSync(policyPath, 'utf8'))),
-        fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: edgeAgent })) as unknown as typeof fetch,
-        manifestLog: new FileManifestLogStore(join(stateDir, 'client', 'manifest-log.json')),
+        policyPath,
+        port: ports.proxy,
+        stateDir,
+        caPem: pki.caPem,
         onWarning: (m) => step(`WARNING: ${m}`),
-      });
-      const proxy = createClientProxy({ obscuraFetch, port: ports.proxy });
-      await new Promise<void>((resolveListen, reject) => {
-        proxy.once('error', reject);
-        proxy.listen(ports.proxy, '127.0.0.1', () => resolveListen());
       });
       step(`client proxy on http://127.0.0.1:${ports.proxy} (policy ${policyPath}; service measurement ${adminPolicy.service.measurements[0].slice(0, 16)}…)`);
 
@@ -245,9 +238,7 @@ export const upCommand: Command = {
           }
         });
       });
-      proxy.close();
-      proxy.closeAllConnections();
-      await edgeAgent.close();
+      await proxy.close();
       await stopAll();
       return EXIT.OK;
     } catch (e) {
