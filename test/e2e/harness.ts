@@ -75,6 +75,34 @@ export class RecordingRelay {
   }
 }
 
+/** All descendants of `pid` now (from /proc), so a test can check none outlives a stop. */
+export function descendants(pid: number): number[] {
+  const parents = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      parents.set(ppid, [...(parents.get(ppid) ?? []), Number(name)]);
+    } catch {
+      /* gone */
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number) => {
+    for (const c of parents.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+export function alive(pids: readonly number[]): number[] {
+  return pids.filter((p) => existsSync(`/proc/${p}`) && !readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z '));
+}
+
 export interface RunningSystem {
   stateDir: string;
   proxyUrl: string;
@@ -83,7 +111,9 @@ export interface RunningSystem {
   workerUrl: string;
   caPem: string;
   output: () => string;
-  stop(): Promise<number | null>;
+  /** Every process `up` had started when it became ready (its whole tree). */
+  processes: number[];
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
 export interface StartOptions {
@@ -141,8 +171,9 @@ export async function startSystem(opts: StartOptions = {}): Promise<RunningSyste
     workerUrl,
     caPem: pki.caPem,
     output: () => output,
-    async stop() {
-      child.kill('SIGINT');
+    processes: descendants(child.pid!),
+    async stop(signal: NodeJS.Signals = 'SIGINT') {
+      child.kill(signal);
       const code = await exited;
       await opts.relays?.clientToEdge?.stop();
       await opts.relays?.edgeToWorker?.stop();

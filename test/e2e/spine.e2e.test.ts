@@ -14,7 +14,7 @@ import { createObscuraFetch } from '../../client/sdk/obscura-fetch.ts';
 import { parseClientPolicy } from '../../client/sdk/policy.ts';
 import { ObscuraError } from '../../shared/errors.ts';
 import { decodeStrict, encodeDeterministic } from '../../shared/cbor.ts';
-import { filesContaining, filesWrittenSince, freePort, RecordingRelay, startSystem, WRANGLER_HOME_LOGS, type RunningSystem } from './harness.ts';
+import { alive, filesContaining, filesWrittenSince, freePort, RecordingRelay, startSystem, WRANGLER_HOME_LOGS, type RunningSystem } from './harness.ts';
 
 const startedAt = Date.now();
 const CANARY = `canary-${randomBytes(12).toString('hex')}`;
@@ -29,8 +29,13 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const code = await system?.stop();
+  const tree = system.processes;
+  expect(tree.length).toBeGreaterThanOrEqual(4); // service, worker, runsc, wrangler/workerd at least
+  const code = await system?.stop('SIGINT');
   expect(code).toBe(0);
+  // Ctrl-C leaves no runsc, workerd or Node process behind.
+  await new Promise((r) => setTimeout(r, 500));
+  expect(alive(tree)).toEqual([]);
 });
 
 describe('the official openai client through the client proxy', () => {

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { startSystem, type RunningSystem } from './harness.ts';
+import { alive, startSystem, type RunningSystem } from './harness.ts';
 
 let system: RunningSystem;
 
@@ -16,7 +16,10 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  expect(await system?.stop()).toBe(0);
+  const tree = system.processes;
+  expect(await system?.stop('SIGTERM')).toBe(0);
+  await new Promise((r) => setTimeout(r, 500));
+  expect(alive(tree)).toEqual([]); // SIGTERM stops everything too
 });
 
 const events = (file: string) =>

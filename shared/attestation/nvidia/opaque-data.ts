@@ -5,7 +5,7 @@
  */
 import { ObscuraError } from '../../errors.ts';
 import { toHex } from '../../bytes.ts';
-import { ByteReader } from './reader.ts';
+import { ByteReader } from '../byte-reader.ts';
 
 export const NVIDIA_OPAQUE_FIELD = {
   CERT_ISSUER_NAME: 1,

@@ -5,7 +5,7 @@
  */
 import { ObscuraError } from '../../errors.ts';
 import { fromHex } from '../../bytes.ts';
-import { ByteReader } from './reader.ts';
+import { ByteReader } from '../byte-reader.ts';
 import { parseNvidiaOpaqueData, type NvidiaOpaqueData } from './opaque-data.ts';
 
 export const SPDM_VERSION_1_1 = 0x11;

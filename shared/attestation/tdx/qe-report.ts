@@ -4,7 +4,7 @@
  * PCK leaf's signature over `raw`.
  */
 import { ObscuraError } from '../../errors.ts';
-import { ByteReader } from './reader.ts';
+import { ByteReader } from '../byte-reader.ts';
 
 export const SGX_REPORT_BODY_BYTES = 384;
 export const SGX_CPUSVN_BYTES = 16;

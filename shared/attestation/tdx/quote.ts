@@ -11,7 +11,7 @@
  */
 import { ObscuraError } from '../../errors.ts';
 import { fromHex, fromUtf8, equalBytes } from '../../bytes.ts';
-import { ByteReader } from './reader.ts';
+import { ByteReader } from '../byte-reader.ts';
 import { parseQeReport, SGX_REPORT_BODY_BYTES, type QeReport } from './qe-report.ts';
 import { decodePem } from '../x509/pem.ts';
 
