@@ -71,5 +71,7 @@ export default defineConfig({
     include: ['test/workerd/**/*.workerd.test.ts', 'shared/attestation/**/*.test.ts', 'shared/protocol/**/*.test.ts'],
     exclude: ['node_modules/**', '.obscura/**', '.wrangler/**'],
     testTimeout: 60_000,
+    // Counted by .ci/run together with the Node run's results.
+    reporters: ['default', ['json', { outputFile: 'node_modules/.cache/obscura/vitest-workerd.json' }]],
   },
 });

@@ -121,7 +121,7 @@ export function parseAt(text: string | undefined, now = new Date()): Date {
 function parse(argv: string[]): { kind: string; spec: KindSpec; values: Record<string, string>; json: boolean; common: CommonOptions } {
   const [kind, ...rest] = argv;
   if (kind === undefined || kind.startsWith('-')) throw new UsageError(`name the kind of evidence: ${Object.keys(KINDS).join(', ')}`);
-  const spec = KINDS[kind];
+  const spec = Object.hasOwn(KINDS, kind) ? KINDS[kind] : undefined;
   if (!spec) throw new UsageError(`unknown kind of evidence "${kind}" (known: ${Object.keys(KINDS).join(', ')})`);
   const options: Record<string, { type: 'string' | 'boolean' }> = { at: { type: 'string' }, policy: { type: 'string' }, json: { type: 'boolean' } };
   for (const name of [...spec.required, ...spec.optional]) options[name] = { type: 'string' };
