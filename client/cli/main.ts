@@ -37,7 +37,9 @@ export async function main(argv: string[]): Promise<number> {
     io.err(`obscura: unknown command "${name}"\n\n${help()}`);
     return EXIT.USAGE;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  // Flags after `--` belong to the program a command runs (sandbox exec), not to obscura.
+  const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (own.includes('--help') || own.includes('-h')) {
     io.out(command.usage);
     return EXIT.OK;
   }

@@ -13,6 +13,22 @@ export const SANDBOX_GID = 65532;
 export const CHANNEL_MOUNT_PATH = '/run/obscura';
 export const APP_MOUNT_PATH = '/app';
 const CPU_PERIOD_US = 100_000;
+const CLONE_NEWUSER = 0x10000000;
+
+/**
+ * Applied by gVisor's Sentry (runsc --oci-seccomp): no new user namespace, where AI code would be a
+ * (namespaced) uid 0 able to mount and reach more of the Sentry. clone3 needs no rule: gVisor answers
+ * it ENOSYS, so libc falls back to clone, whose flags are checked here (the 2022 runsc ignores
+ * errnoRet and always answers EPERM, so clone3 cannot be refused with ENOSYS by a rule).
+ */
+export const SANDBOX_SECCOMP = {
+  defaultAction: 'SCMP_ACT_ALLOW',
+  architectures: ['SCMP_ARCH_X86_64', 'SCMP_ARCH_AARCH64'],
+  syscalls: [
+    { names: ['unshare', 'setns'], action: 'SCMP_ACT_ERRNO', errnoRet: 1 },
+    { names: ['clone'], action: 'SCMP_ACT_ERRNO', errnoRet: 1, args: [{ index: 0, value: CLONE_NEWUSER, valueTwo: CLONE_NEWUSER, op: 'SCMP_CMP_MASKED_EQ' }] },
+  ],
+} as const;
 
 export interface SandboxBundleSpec {
   bundleDir: string;
@@ -89,6 +105,7 @@ export function writeSandboxBundle(spec: SandboxBundleSpec): void {
       },
       maskedPaths: ['/proc/kcore', '/proc/keys', '/proc/timer_list', '/sys/firmware'],
       readonlyPaths: ['/proc/sys', '/proc/sysrq-trigger', '/proc/irq', '/proc/bus'],
+      seccomp: SANDBOX_SECCOMP,
     },
   };
   writeFileSync(join(spec.bundleDir, 'config.json'), JSON.stringify(config, null, 2), { mode: 0o644 });

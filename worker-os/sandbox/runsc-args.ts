@@ -12,8 +12,14 @@ export function runscGlobalArgs(opts: RunscOptions): string[] {
     `--root=${opts.stateRoot}`,
     '--network=none', // no interface but the sandbox's own loopback
     '--host-uds=create', // AI code may create its listening socket in the channel dir, never connect out
+    '--oci-seccomp', // apply the bundle's seccomp rules inside the Sentry (no user namespaces)
   ];
   // No --debug, --debug-log, --strace or --log-packets: gVisor's logs could hold prompt bytes.
   if (opts.gpu) args.push('--nvproxy', '--nvproxy-docker');
   return args;
+}
+
+/** The full `runsc run` command line for one sandbox: the same in worker mode and exec mode. */
+export function runscRunArgs(opts: RunscOptions, bundleDir: string, id: string): string[] {
+  return [...runscGlobalArgs(opts), 'run', '--bundle', bundleDir, id];
 }

@@ -2,17 +2,27 @@
  * One AI code sandbox under gVisor. The channel directory (the socket) is a dedicated size-limited
  * tmpfs where it can be mounted (root), else a private directory under /dev/shm: in memory either way.
  * The AI code's stdout/stderr are drained and dropped, never stored; its weights arrive on stdin.
+ *
+ * Exec mode (`run()`, `runSandboxed()`, `obscura sandbox exec`) launches the very same bundle with the
+ * very same runsc flags, but passes stdio through and runs the command to its exit: it exists so
+ * anyone can audit the sandbox by running their own code in it. Only the stdio handling differs.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import { constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import type { Readable, Writable } from 'node:stream';
 import { ObscuraError } from '../../shared/errors.ts';
 import type { SandboxSettings } from '../../shared/manifest/schema.ts';
 import { SANDBOX_GID, SANDBOX_UID, CHANNEL_MOUNT_PATH, writeSandboxBundle } from './oci-bundle.ts';
-import { runscGlobalArgs } from './runsc-args.ts';
+import { runscRunArgs } from './runsc-args.ts';
 
-const CHANNEL_TMPFS_BYTES = 1024 * 1024;
+// The channel tmpfs: one page, and two inodes (its root and the socket), so once the AI code has
+// created its socket it can put no other file or byte there (a file written instead of the socket
+// would be at most one page, in memory, and removed with the channel).
+const CHANNEL_TMPFS_BYTES = 4096;
+const CHANNEL_TMPFS_INODES = 2;
 const SOCKET_NAME = 'ai.sock';
 const STOP_GRACE_MS = 3_000;
 
@@ -28,6 +38,13 @@ export interface SandboxOptions {
   gpu?: boolean;
 }
 
+/** Exec mode's stdio: the command's output goes to these streams, and stdin comes from `stdin`. */
+export interface SandboxStdio {
+  stdin?: Readable | Uint8Array; // piped in, then EOF; none: EOF at once
+  stdout: Writable;
+  stderr: Writable;
+}
+
 export interface SandboxExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -35,7 +52,8 @@ export interface SandboxExit {
 
 function mountChannel(dir: string): 'tmpfs' | 'shm' {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${CHANNEL_TMPFS_BYTES},mode=0700,nosuid,nodev,noexec`, 'tmpfs', dir], { stdio: 'ignore' });
+  const options = `size=${CHANNEL_TMPFS_BYTES},nr_inodes=${CHANNEL_TMPFS_INODES},mode=0700,nosuid,nodev,noexec`;
+  const r = spawnSync('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir], { stdio: 'ignore' });
   return r.status === 0 ? 'tmpfs' : 'shm';
 }
 
@@ -63,7 +81,48 @@ export class Sandbox {
     return this.child?.pid;
   }
 
+  /** Worker mode: stdin gets `opts.stdin` then EOF, stdout/stderr are dropped; resolves once serving. */
   async start(readyTimeoutMs = 30_000): Promise<void> {
+    const child = this.launch();
+    // Drain and drop: AI code output may contain prompts and must never be stored.
+    child.stdout!.resume();
+    child.stderr!.resume();
+    if (this.opts.stdin) child.stdin!.end(this.opts.stdin);
+    else child.stdin!.end();
+    await this.waitReady(readyTimeoutMs);
+  }
+
+  /**
+   * Exec mode (auditing the sandbox): the same bundle and runsc flags as start(), with stdio passed
+   * through; waits for the command to exit (its output flushed), then removes the container and channel.
+   */
+  async run(stdio: SandboxStdio): Promise<SandboxExit> {
+    let child: ChildProcess;
+    try {
+      child = this.launch();
+    } catch (e) {
+      await this.stop(); // the channel may be mounted already
+      throw e;
+    }
+    const flushed = Promise.all([child.stdout!, child.stderr!].map((s) => new Promise<void>((r) => s.once('close', () => r()))));
+    child.stdout!.pipe(stdio.stdout, { end: false });
+    child.stderr!.pipe(stdio.stderr, { end: false });
+    const input = stdio.stdin ?? this.opts.stdin;
+    if (input instanceof Uint8Array) child.stdin!.end(input);
+    else if (input) input.pipe(child.stdin!);
+    else child.stdin!.end();
+    try {
+      const exit = await this.exitPromise!;
+      await flushed;
+      return exit;
+    } finally {
+      if (input && !(input instanceof Uint8Array)) input.unpipe(child.stdin!);
+      await this.stop();
+    }
+  }
+
+  /** Channel, bundle and `runsc run`: shared by both modes, so exec mode is exactly the AI code's sandbox. */
+  private launch(): ChildProcess {
     mkdirSync(this.runscRoot, { recursive: true, mode: 0o700 });
     this.forceDelete();
     this.releaseChannel();
@@ -82,17 +141,14 @@ export class Sandbox {
       env: { OBSCURA_LISTEN: `${CHANNEL_MOUNT_PATH}/${SOCKET_NAME}`, ...this.opts.env },
       settings: this.opts.settings,
     });
-    const args = [...runscGlobalArgs({ stateRoot: this.runscRoot, gpu: this.opts.gpu }), 'run', '--bundle', bundleDir, this.opts.id];
-    const child = spawn(this.opts.runsc, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(this.opts.runsc, runscRunArgs({ stateRoot: this.runscRoot, gpu: this.opts.gpu }, bundleDir, this.opts.id), { stdio: ['pipe', 'pipe', 'pipe'] });
     this.child = child;
-    // Drain and drop: AI code output may contain prompts and must never be stored.
-    child.stdout!.resume();
-    child.stderr!.resume();
-    this.exitPromise = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+    this.exitPromise = new Promise((resolve) => {
+      child.on('exit', (code, signal) => resolve({ code, signal }));
+      child.on('error', () => resolve({ code: 127, signal: null })); // runsc could not be started
+    });
     child.stdin!.on('error', () => {}); // the AI code may exit before reading all of stdin
-    if (this.opts.stdin) child.stdin!.end(this.opts.stdin);
-    else child.stdin!.end();
-    await this.waitReady(readyTimeoutMs);
+    return child;
   }
 
   private async waitReady(timeoutMs: number): Promise<void> {
@@ -172,4 +228,16 @@ export function sweepSandboxes(runsc: string, stateDir: string): number {
     }
   }
   return ids.length;
+}
+
+/** Exec mode in one call: run `opts.command` in a fresh AI code sandbox with stdio passed through. */
+export async function runSandboxed(opts: SandboxOptions, stdio: SandboxStdio): Promise<SandboxExit> {
+  return new Sandbox(opts).run(stdio);
+}
+
+/** A sandbox exit as a shell reports it: the code, or 128 + the signal number. */
+export function exitStatus(exit: SandboxExit): number {
+  if (exit.code !== null) return exit.code;
+  const n = exit.signal ? osConstants.signals[exit.signal] : undefined;
+  return n ? 128 + n : 1;
 }
