@@ -6,12 +6,14 @@
 import { toHex } from '../shared/bytes.ts';
 import { encodeBundle } from '../shared/protocol/bundle.ts';
 import { PROTOCOL_VERSION } from '../shared/protocol/constants.ts';
-import { coreDigest, coreReportData, encodeAttestedCore, type AttestedCore } from '../shared/protocol/attested-core.ts';
+import { CHECKPOINT_KEY_BYTES, coreDigest, coreReportData, encodeAttestedCore, type AttestedCore } from '../shared/protocol/attested-core.ts';
 import type { HpkeKeyPair } from '../shared/protocol/hpke-suites.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
 import type { ManifestStore } from './manifest-store.ts';
 
 export const BUNDLE_LIFETIME_MS = 10 * 60_000;
+/** 0x04 followed by zeros: the right size, but not a point on P-256. */
+export const NO_CHECKPOINT_KEY: Uint8Array = new Uint8Array(CHECKPOINT_KEY_BYTES).fill(0, 1).fill(4, 0, 1);
 const REFRESH_BEFORE_EXPIRY_MS = BUNDLE_LIFETIME_MS / 2;
 
 export interface IssuedCore {
@@ -30,6 +32,9 @@ export class BundleIssuer {
       hpke: HpkeKeyPair[];
       tlsKeySha256: Uint8Array;
       meshCaSha256: Uint8Array;
+      /** The public point that verifies manifest checkpoints; without one (issuers in tests that sign
+       * no checkpoints), a placeholder that is not a curve point, so no checkpoint ever verifies. */
+      checkpointKey?: Uint8Array;
       now?: () => number;
     },
   ) {}
@@ -48,6 +53,7 @@ export class BundleIssuer {
       hpke: this.opts.hpke.map((k) => ({ suite: k.suite, publicKey: k.publicKey })),
       meshCaSha256: this.opts.meshCaSha256,
       manifestHead: this.opts.manifests.head,
+      checkpointKey: this.opts.checkpointKey ?? NO_CHECKPOINT_KEY,
       issuedAt: now,
       expiresAt: now + BUNDLE_LIFETIME_MS,
       ...(nonce ? { nonce } : {}),

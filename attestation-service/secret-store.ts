@@ -1,16 +1,21 @@
 /**
- * Inference secrets the service holds for release to certified workers: in memory, with their expiry
- * and the manifest head they were sealed under. Bounded per store so no client can exhaust memory.
+ * Inference secrets the service holds for release to certified workers: in memory and in the sealed
+ * state, with their expiry and the manifest head they were sealed under. Bounded per store so no
+ * client can exhaust memory.
  */
-import { toHex } from '../shared/bytes.ts';
+import { fromHex, toHex } from '../shared/bytes.ts';
 import { ObscuraError } from '../shared/errors.ts';
 
 export const MAX_HELD_SECRETS = 100_000;
 
-interface HeldSecret {
+export interface HeldSecret {
   secret: Uint8Array;
   manifestHead: Uint8Array;
   expiresAt: number;
+}
+
+export interface StoredSecret extends HeldSecret {
+  sid: Uint8Array;
 }
 
 export class SecretStore {
@@ -18,12 +23,32 @@ export class SecretStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
+  static restore(stored: readonly StoredSecret[], now: () => number = Date.now): SecretStore {
+    const store = new SecretStore(now);
+    const t = now();
+    for (const s of stored) if (s.expiresAt > t) store.secrets.set(toHex(s.sid), { secret: s.secret, manifestHead: s.manifestHead, expiresAt: s.expiresAt });
+    return store;
+  }
+
+  /** What the sealed state keeps (expired secrets are dropped first). */
+  snapshot(): StoredSecret[] {
+    this.sweep();
+    return [...this.secrets].map(([id, h]) => ({ sid: fromHex(id), ...h }));
+  }
+
   put(sid: Uint8Array, held: HeldSecret): void {
     this.sweep();
     if (this.secrets.size >= MAX_HELD_SECRETS) throw new ObscuraError('ERR_UPSTREAM', 'the service holds too many secrets; try again later');
     const id = toHex(sid);
     if (this.secrets.has(id)) throw new ObscuraError('ERR_REPLAY', 'a secret with this id is already held');
     this.secrets.set(id, held);
+  }
+
+  /** Undo a put whose state could not be made durable. */
+  remove(sid: Uint8Array): void {
+    const id = toHex(sid);
+    this.secrets.get(id)?.secret.fill(0);
+    this.secrets.delete(id);
   }
 
   get(sid: Uint8Array): HeldSecret {

@@ -2,6 +2,8 @@
  * Worker registration: one-time challenges, evidence checked against the current manifest (measurement,
  * roots, policy) and bound to the challenge and the worker's keys, then a short-lived mesh certificate.
  * A manifest change makes every worker re-attest: admissions are tied to the head they were made under.
+ * Owners can revoke a worker: its identity gets nothing more, and (by default) neither does any worker
+ * on the same machine (chip), since a fresh identity is one registration away.
  */
 import { createHash } from 'node:crypto';
 import { equalBytes, randomBytes, sha256, toBase64Url, toHex } from '../shared/bytes.ts';
@@ -9,11 +11,14 @@ import { ObscuraError } from '../shared/errors.ts';
 import type { Evidence } from '../shared/attestation/evidence.ts';
 import { verifyEvidenceAgainstReference, type EvidenceFacts } from '../shared/attestation/verify-evidence.ts';
 import { issueLeafCertificate } from '../shared/pki/issue-certificate.ts';
+import { checkHpkePublicKey, isHpkeSuiteName } from '../shared/protocol/hpke-suites.ts';
 import { WORKER_REGISTRATION_NONCE_BYTES, workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
 import type { ManifestStore } from './manifest-store.ts';
 
 const CHALLENGE_TTL_MS = 60_000;
 const MAX_OPEN_CHALLENGES = 10_000;
+/** Expired admissions are kept this long (for `GET /v1/workers`), then dropped. */
+const KEEP_EXPIRED_MS = 24 * 3600_000;
 
 export interface RegisteredWorker {
   workerId: string;
@@ -22,7 +27,9 @@ export interface RegisteredWorker {
   hpkeSuite: string;
   admittedUnder: Uint8Array; // manifest head at admission
   measurement: string;
+  chipId: string; // hex; all zeros when the platform masks it
   endpoint: string;
+  admittedAt: number;
   certExpiresAt: number;
   revoked: boolean;
 }
@@ -36,15 +43,40 @@ export interface RegistrationRequest {
   endpoint: string;
 }
 
+export interface WorkerRegistrySnapshot {
+  workers: RegisteredWorker[];
+  revokedIds: string[];
+  revokedChips: string[];
+}
+
+export interface Revocation {
+  workerId: string;
+  registrations: number; // certificates of this worker now revoked
+  machine?: string; // chip id banned, when asked and known
+}
+
 export class WorkerRegistry {
   private readonly challenges = new Map<string, number>();
   private readonly workers = new Map<string, RegisteredWorker>(); // by cert fingerprint
+  private readonly revokedIds = new Set<string>();
+  private readonly revokedChips = new Set<string>();
 
   constructor(
     private readonly manifests: ManifestStore,
     private readonly meshCa: { certificatePem: string; privateKey: CryptoKey },
     private readonly now: () => number = Date.now,
   ) {}
+
+  restore(snapshot: WorkerRegistrySnapshot): void {
+    for (const w of snapshot.workers) this.workers.set(w.certFingerprint, w);
+    for (const id of snapshot.revokedIds) this.revokedIds.add(id);
+    for (const chip of snapshot.revokedChips) this.revokedChips.add(chip);
+  }
+
+  snapshot(): WorkerRegistrySnapshot {
+    this.prune();
+    return { workers: [...this.workers.values()], revokedIds: [...this.revokedIds], revokedChips: [...this.revokedChips] };
+  }
 
   challenge(): { nonce: string; expiresAt: number } {
     const now = this.now();
@@ -65,6 +97,9 @@ export class WorkerRegistry {
     if (exp === undefined || exp <= this.now()) {
       throw new ObscuraError('ERR_VALUE_MISMATCH', 'the registration nonce is unknown, used or expired: ask for a new challenge');
     }
+    if (!isHpkeSuiteName(req.hpkeSuite)) throw new ObscuraError('ERR_UNSUPPORTED_VERSION', `HPKE suite ${req.hpkeSuite} is not supported`);
+    await checkHpkePublicKey(req.hpkeSuite, req.hpkePublicKey);
+    const head = this.manifests.head;
     const facts = await verifyEvidenceAgainstReference(req.evidence, manifest.platforms, new Date(this.now()));
     const expected = await workerRegistrationReportData({
       nonce: req.nonce,
@@ -75,9 +110,15 @@ export class WorkerRegistry {
     if (!equalBytes(facts.reportData, expected)) {
       throw new ObscuraError('ERR_VALUE_MISMATCH', 'the evidence does not bind this challenge and these keys');
     }
+    const chipId = toHex(facts.chipId);
+    if (this.revokedChips.has(chipId)) throw new ObscuraError('ERR_REVOKED', 'an owner revoked the workers of this machine');
+    const workerId = toHex(await sha256(req.hpkePublicKey)).slice(0, 16);
+    if (this.revokedIds.has(workerId)) throw new ObscuraError('ERR_REVOKED', 'an owner revoked this worker');
+    if (!equalBytes(head, this.manifests.head)) {
+      throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'the manifest changed while this worker was being admitted: register again');
+    }
     const now = this.now();
     const certExpiresAt = now + manifest.limits.workerCertLifetimeMs;
-    const workerId = toHex(await sha256(req.hpkePublicKey)).slice(0, 16);
     const cert = await issueLeafCertificate({
       ca: this.meshCa,
       subjectPublicKeySpki: req.certSpki,
@@ -91,14 +132,22 @@ export class WorkerRegistry {
       certFingerprint: createHash('sha256').update(cert.certificateDer).digest('hex'),
       hpkePublicKey: req.hpkePublicKey,
       hpkeSuite: req.hpkeSuite,
-      admittedUnder: this.manifests.head,
+      admittedUnder: head,
       measurement: toHex(facts.measurement),
+      chipId,
       endpoint: req.endpoint,
+      admittedAt: now,
       certExpiresAt,
       revoked: false,
     };
+    this.prune();
     this.workers.set(worker.certFingerprint, worker);
     return { worker, certificatePem: cert.certificatePem, facts };
+  }
+
+  /** Undo an admission whose state could not be made durable. */
+  forget(worker: RegisteredWorker): void {
+    this.workers.delete(worker.certFingerprint);
   }
 
   /** The worker behind a presented client certificate, if it is certified now, under this manifest. */
@@ -106,7 +155,7 @@ export class WorkerRegistry {
     const fp = createHash('sha256').update(certDer).digest('hex');
     const w = this.workers.get(fp);
     if (!w) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this certificate does not belong to a registered worker');
-    if (w.revoked) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this worker was revoked');
+    if (w.revoked || this.revokedIds.has(w.workerId) || this.revokedChips.has(w.chipId)) throw new ObscuraError('ERR_REVOKED', 'an owner revoked this worker');
     if (w.certExpiresAt <= this.now()) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this worker certificate expired: register again');
     if (!equalBytes(w.admittedUnder, this.manifests.head)) {
       throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'the manifest changed since this worker was admitted: register again');
@@ -114,7 +163,32 @@ export class WorkerRegistry {
     return w;
   }
 
+  /** Revoke a worker identity and, unless `identityOnly`, the machine (chip) it ran on. */
+  revoke(workerId: string, opts: { identityOnly?: boolean } = {}): Revocation {
+    const matches = [...this.workers.values()].filter((w) => w.workerId === workerId);
+    if (matches.length === 0 && !this.revokedIds.has(workerId)) throw new ObscuraError('ERR_USAGE', `no worker ${workerId} is registered`);
+    for (const w of matches) w.revoked = true;
+    this.revokedIds.add(workerId);
+    const out: Revocation = { workerId, registrations: matches.length };
+    const chip = matches.find((w) => !isAllZeroHex(w.chipId))?.chipId;
+    if (!opts.identityOnly && chip) {
+      this.revokedChips.add(chip);
+      for (const w of this.workers.values()) if (w.chipId === chip) w.revoked = true;
+      out.machine = chip;
+    }
+    return out;
+  }
+
   list(): RegisteredWorker[] {
     return [...this.workers.values()];
   }
+
+  private prune(): void {
+    const cutoff = this.now() - KEEP_EXPIRED_MS;
+    for (const [fp, w] of this.workers) if (w.certExpiresAt < cutoff) this.workers.delete(fp);
+  }
+}
+
+function isAllZeroHex(hex: string): boolean {
+  return /^0*$/.test(hex);
 }

@@ -6,6 +6,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { utf8 } from '../shared/bytes.ts';
 import type { AiCodeSupervisor } from './ai-code-supervisor.ts';
+import { AgentApi } from './agent-api.ts';
 import type { EncryptionProxy } from './encryption-proxy.ts';
 import type { SecretCache } from './secret-cache.ts';
 
@@ -18,9 +19,10 @@ function json(res: ServerResponse, status: number, value: unknown): void {
 export function createAgentServer(input: {
   tls: { certPem: string; keyPem: string };
   proxy: EncryptionProxy;
-  secrets: SecretCache;
+  secrets: Pick<SecretCache, 'attested'>;
   aiCode: AiCodeSupervisor[];
   measurementHex: string;
+  agentApi?: AgentApi; // without it, /agent/v1/ answers 404
 }): Server {
   return createServer({ cert: input.tls.certPem, key: input.tls.keyPem }, (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0];
@@ -29,12 +31,7 @@ export function createAgentServer(input: {
       const ready = input.secrets.attested && input.aiCode.every((a) => a.state === 'running');
       return json(res, ready ? 200 : 503, { ok: ready, attested: input.secrets.attested, aiCode: input.aiCode.map((a) => ({ name: a.name, state: a.state })) });
     }
-    if (req.method === 'GET' && path === '/agent/v1/ai-code') {
-      return json(res, 200, {
-        measurement: input.measurementHex,
-        aiCode: input.aiCode.map((a) => ({ name: a.name, state: a.state, restarts: a.restarts })),
-      });
-    }
+    if (input.agentApi && AgentApi.owns(path)) return void input.agentApi.handle(req, res);
     json(res, 404, { error: { code: 'ERR_USAGE', message: `no route ${req.method} ${path}` } });
   });
 }

@@ -10,6 +10,7 @@ import { ObscuraError } from '../shared/errors.ts';
 import { encodeEvidence } from '../shared/attestation/evidence.ts';
 import { generateHpkeKeyPair, type HpkeKeyPair } from '../shared/protocol/hpke-suites.ts';
 import { parseSealedSecret, type SealedSecret } from '../shared/protocol/inference-secret.ts';
+import { parseSealedModelKey, type SealedModelKey } from '../shared/protocol/model-key.ts';
 import { fromWireError } from '../shared/protocol/wire-error.ts';
 import { workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
@@ -91,6 +92,15 @@ export class AttestationServiceClient {
     const res = await request(`${this.baseUrl}/v1/workers/secrets/${toHex(sid)}`, { method: 'GET', dispatcher: this.mtls });
     if (res.statusCode !== 200) throw fromWireError(res.statusCode, await readJson(res));
     return parseSealedSecret(new Uint8Array(await res.body.arrayBuffer()));
+  }
+
+  /** Ask for the key of some weights for an AI code; released only if the manifest allows it. */
+  async fetchModelKey(weightsDigest: string, aiCode: string): Promise<SealedModelKey> {
+    if (!this.mtls) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'this worker has no certificate from the attestation service');
+    const hex = weightsDigest.replace(/^sha256:/, '');
+    const res = await request(`${this.baseUrl}/v1/workers/models/${hex}/key?aiCode=${encodeURIComponent(aiCode)}`, { method: 'GET', dispatcher: this.mtls });
+    if (res.statusCode !== 200) throw fromWireError(res.statusCode, await readJson(res));
+    return parseSealedModelKey(new Uint8Array(await res.body.arrayBuffer()));
   }
 
   async close(): Promise<void> {

@@ -2,22 +2,34 @@
  * The encryption proxy: opens a sealed request, hands the plaintext to the AI code over its in-memory
  * unix socket, and seals the answer back frame by frame (one SSE event per frame, padded), with
  * backpressure and cancellation. Plaintext exists only in this process's memory.
+ *
+ * Which APIs it forwards is up to its adapters (backend/adapters/): OpenAI and Triton's generate
+ * extension. The AI code's status and content type travel in the sealed head frame, so an error the
+ * AI code answers (which may quote the prompt) is as sealed as an answer.
+ * Backpressure: a frame is written only once the client has taken the previous ones ('drain'), and
+ * the AI code's body is read only as fast as that, so a slow reader holds back the AI code instead
+ * of filling this process's memory. A client that goes away aborts the request to the AI code.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { Client } from 'undici';
+import { Pool } from 'undici';
 import { fromUtf8, utf8 } from '../shared/bytes.ts';
 import { ObscuraError } from '../shared/errors.ts';
 import { MAX_SEALED_REQUEST_BYTES, SEALED_REQUEST_CONTENT_TYPE, SEALED_RESPONSE_CONTENT_TYPE } from '../shared/protocol/constants.ts';
-import { mergeRoutingFields, openRequest, parseSealedRequest, type OpenedRequest } from '../shared/protocol/sealed-request.ts';
+import { openRequest, parseSealedRequest, type OpenedRequest } from '../shared/protocol/sealed-request.ts';
 import { ResponseSealer } from '../shared/protocol/sealed-response.ts';
 import { toWireError } from '../shared/protocol/wire-error.ts';
+import { DEFAULT_ADAPTERS, routeRequest, type AdapterRoute, type InferenceAdapter } from './adapters/index.ts';
 import type { ReplayGuard } from './replay-guard.ts';
-import type { SecretCache } from './secret-cache.ts';
 
-/** AI code paths the OpenAI adapter forwards (method, path). */
-const OPENAI_ROUTES = new Set(['GET /v1/models', 'POST /v1/chat/completions', 'POST /v1/completions', 'POST /v1/embeddings']);
 const MAX_FRAME_CONTENT_BYTES = 64 * 1024;
+/** Connections to the AI code's socket, at most: one per request in flight, kept alive. */
+const AI_CODE_CONNECTIONS = 64;
+
+/** Where the proxy gets the keys of inference secrets (the SecretCache). */
+export interface SecretSource {
+  get(sid: Uint8Array): Promise<CryptoKey>;
+}
 
 export interface ProxyLog {
   (event: Record<string, string | number | boolean>): void;
@@ -25,8 +37,9 @@ export interface ProxyLog {
 
 export interface EncryptionProxyOptions {
   socketPath: () => string | undefined; // undefined while the AI code is not running
-  secrets: SecretCache;
+  secrets: SecretSource;
   replay: ReplayGuard;
+  adapters?: readonly InferenceAdapter[]; // default: OpenAI and Triton generate
   paddingBuckets?: readonly number[];
   now?: () => number;
   log: ProxyLog;
@@ -60,10 +73,11 @@ class SseSplitter {
   push(text: string): string[] {
     this.pending += text;
     const out: string[] = [];
-    let i: number;
-    while ((i = this.pending.indexOf('\n\n')) >= 0) {
-      out.push(this.pending.slice(0, i + 2));
-      this.pending = this.pending.slice(i + 2);
+    let m: RegExpExecArray | null;
+    while ((m = /\r?\n\r?\n/.exec(this.pending))) {
+      const end = m.index + m[0].length;
+      out.push(this.pending.slice(0, end));
+      this.pending = this.pending.slice(end);
     }
     return out;
   }
@@ -89,16 +103,18 @@ function parseJsonObject(bytes: Uint8Array): Record<string, unknown> {
 }
 
 export class EncryptionProxy {
-  private client?: { path: string; client: Client };
+  private client?: { path: string; client: Pool };
 
   constructor(private readonly opts: EncryptionProxyOptions) {}
 
-  private upstream(): Client {
+  private upstream(): Pool {
     const path = this.opts.socketPath();
     if (!path) throw new ObscuraError('ERR_UPSTREAM', 'the AI code is not running; try again shortly');
     if (this.client?.path !== path) {
       void this.client?.client.close();
-      this.client = { path, client: new Client('http://ai-code', { socketPath: path, keepAliveTimeout: 10_000, pipelining: 0 }) };
+      // Kept-alive connections, one per concurrent request: a single connection would queue every
+      // stream behind the one before it.
+      this.client = { path, client: new Pool('http://ai-code', { socketPath: path, connections: AI_CODE_CONNECTIONS, keepAliveTimeout: 10_000, pipelining: 1 }) };
     }
     return this.client.client;
   }
@@ -106,7 +122,14 @@ export class EncryptionProxy {
   async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = performance.now();
     const now = (this.opts.now ?? Date.now)();
+    // From the start: a client that goes away while its request is being opened cancels it too.
+    const abort = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) abort.abort(); // client went away: cancel the AI code's work
+    };
+    res.on('close', onClose);
     let opened: OpenedRequest;
+    let routed: { adapter: InferenceAdapter; route: AdapterRoute };
     try {
       if (!String(req.headers['content-type'] ?? '').startsWith(SEALED_REQUEST_CONTENT_TYPE)) {
         throw new ObscuraError('ERR_PLAINTEXT_REFUSED', `only sealed requests (${SEALED_REQUEST_CONTENT_TYPE}) are accepted`);
@@ -116,32 +139,39 @@ export class EncryptionProxy {
       opened = await openRequest(sealed, key);
       // Replay is checked after the seal opens, so a forged envelope cannot burn a real salt.
       this.opts.replay.check(sealed.salt, sealed.ts, now);
-      if (!OPENAI_ROUTES.has(`${opened.header.method} ${opened.header.path}`)) {
-        throw new ObscuraError('ERR_USAGE', `${opened.header.method} ${opened.header.path} is not an API this worker serves`);
-      }
+      routed = routeRequest(this.opts.adapters ?? DEFAULT_ADAPTERS, opened.header.method, opened.header.path);
     } catch (e) {
+      res.off('close', onClose);
       this.opts.log({ event: 'inference', outcome: (e as ObscuraError).code ?? 'error', ms: Math.round(performance.now() - started) });
       sendWireError(res, e);
       return;
     }
-    await this.forward(opened, req, res, started);
+    try {
+      await this.forward(opened, routed, res, abort, started);
+    } finally {
+      res.off('close', onClose);
+    }
   }
 
-  private async forward(opened: OpenedRequest, req: IncomingMessage, res: ServerResponse, started: number): Promise<void> {
+  private async forward(
+    opened: OpenedRequest,
+    routed: { adapter: InferenceAdapter; route: AdapterRoute },
+    res: ServerResponse,
+    abort: AbortController,
+    started: number,
+  ): Promise<void> {
     const { header, keys } = opened;
+    const { adapter, route } = routed;
     const sealer = new ResponseSealer(keys.responseKey, keys.responseIvBase, this.opts.paddingBuckets);
-    const abort = new AbortController();
-    const onClose = () => {
-      if (!res.writableFinished) abort.abort(); // client went away: cancel the AI code's work
-    };
-    res.on('close', onClose);
     let upstreamStatus = 0;
     let frames = 0;
+    let completed = false;
     try {
-      const body = header.method === 'POST' ? JSON.stringify(mergeRoutingFields(parseJsonObject(opened.body), header.routing)) : undefined;
+      if (abort.signal.aborted) throw new ObscuraError('ERR_UPSTREAM', 'the client went away');
+      const body = route.method === 'POST' ? JSON.stringify(adapter.upstreamBody(route, parseJsonObject(opened.body), header.routing)) : undefined;
       const up = await this.upstream().request({
-        path: header.path,
-        method: header.method as 'GET' | 'POST',
+        path: route.path,
+        method: route.method,
         headers: body ? { 'content-type': 'application/json' } : {},
         body,
         signal: abort.signal,
@@ -150,8 +180,10 @@ export class EncryptionProxy {
       const contentType = String(up.headers['content-type'] ?? 'application/json');
       res.writeHead(200, { 'content-type': SEALED_RESPONSE_CONTENT_TYPE, 'cache-control': 'no-store' });
       const write = async (frame: Uint8Array) => {
+        if (abort.signal.aborted) throw new ObscuraError('ERR_UPSTREAM', 'the client went away');
         frames++;
-        if (!res.write(frame)) await once(res, 'drain');
+        // Backpressure: wait until the client took it (or went away: the signal ends the wait).
+        if (!res.write(frame)) await once(res, 'drain', { signal: abort.signal });
       };
       await write(await sealer.head(up.statusCode, contentType));
       const sse = contentType.startsWith('text/event-stream') ? new SseSplitter() : undefined;
@@ -170,6 +202,7 @@ export class EncryptionProxy {
       if (rest) await write(await sealer.data(utf8(rest)));
       await write(await sealer.end());
       res.end();
+      completed = true;
     } catch (e) {
       if (!abort.signal.aborted) {
         // The AI code failed (crashed, reset): never send the final frame, so the client cannot
@@ -177,14 +210,14 @@ export class EncryptionProxy {
         sendWireError(res, res.headersSent || e instanceof ObscuraError ? e : new ObscuraError('ERR_UPSTREAM', 'the AI code did not answer'));
       }
     } finally {
-      res.off('close', onClose);
       this.opts.log({
         event: 'inference',
+        adapter: adapter.name,
         path: header.path,
-        stream: header.routing.stream === true,
+        stream: header.routing.stream === true || header.path.endsWith('/generate_stream'),
         status: upstreamStatus,
         frames,
-        outcome: abort.signal.aborted ? 'cancelled' : res.writableFinished ? 'ok' : 'failed',
+        outcome: abort.signal.aborted ? 'cancelled' : completed ? 'ok' : 'failed',
         ms: Math.round(performance.now() - started),
       });
     }

@@ -5,10 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
-import { toHex } from '../shared/bytes.ts';
+import { sha256, toHex } from '../shared/bytes.ts';
 import { ObscuraError } from '../shared/errors.ts';
 import { DEFAULT_PADDING_BUCKETS_BYTES } from '../shared/protocol/padding.ts';
-import { DEFAULT_REPLAY_WINDOW_MS } from '../shared/protocol/constants.ts';
+import { DEFAULT_REPLAY_WINDOW_MS, LABEL_MODEL_KEY_TO_WORKER } from '../shared/protocol/constants.ts';
+import { decryptWeights, isEncryptedWeights, parseWeightsHeader } from '../shared/protocol/encrypted-weights.ts';
+import { openModelKey } from '../shared/protocol/model-key.ts';
 import type { Manifest } from '../shared/manifest/schema.ts';
 import { imageMeasurement, PROJECT_ROOT } from '../worker-os/image-digest.ts';
 import { createLogger, flag, onShutdown } from '../worker-os/process-lifecycle.ts';
@@ -17,7 +19,8 @@ import { sweepSandboxes } from '../worker-os/sandbox/sandbox.ts';
 import { simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { AiCodeSupervisor } from './ai-code-supervisor.ts';
 import { createAgentServer } from './agent-server.ts';
-import { AttestationServiceClient } from './as-client.ts';
+import { AgentApi, AsManifestSource } from './agent-api.ts';
+import { AttestationServiceClient, type WorkerIdentity } from './as-client.ts';
 import { EncryptionProxy } from './encryption-proxy.ts';
 import { ReplayGuard } from './replay-guard.ts';
 import { SecretCache } from './secret-cache.ts';
@@ -61,7 +64,7 @@ async function fetchManifest(): Promise<Manifest> {
 }
 
 const asClient = new AttestationServiceClient(asUrl, { ca: caPem });
-const secrets = new SecretCache(asClient);
+const secrets = new SecretCache(asClient, Date.now, () => register('manifest-changed'));
 let manifest: Manifest | undefined;
 for (let attempt = 0; !manifest; attempt++) {
   try {
@@ -74,16 +77,45 @@ for (let attempt = 0; !manifest; attempt++) {
 const entry = manifest.aiCode.find((a) => a.name === aiCodeName);
 if (!entry) throw new ObscuraError('ERR_MEASUREMENT_NOT_ALLOWED', `the manifest allows no AI code named "${aiCodeName}"`);
 
+// Weights encrypted at rest (the usual case) are opened in memory with the model key the service
+// releases to this worker once it is attested; plaintext weights files still work for development.
+const weightsEncrypted = isEncryptedWeights(readFileSync(modelFile).subarray(0, 16));
+let identity: WorkerIdentity | undefined;
+
+async function loadWeights(): Promise<Uint8Array> {
+  const bytes = new Uint8Array(readFileSync(modelFile));
+  if (!isEncryptedWeights(bytes)) return bytes;
+  const { weightsDigest } = parseWeightsHeader(bytes);
+  const ask = async () => {
+    const current = identity;
+    if (!current) throw new ObscuraError('ERR_WORKER_NOT_ATTESTED', 'the worker is not attested, so it cannot get the key of its weights');
+    return { current, sealed: await asClient.fetchModelKey(weightsDigest, aiCodeName) };
+  };
+  // After a manifest change (a restart of the AI code can come first), register again and ask again.
+  const { current, sealed } = await ask().catch(async (e) => {
+    if (!(e instanceof ObscuraError) || e.code !== 'ERR_WORKER_NOT_ATTESTED' || !identity) throw e;
+    await register('manifest-changed');
+    return ask();
+  });
+  if (sealed.weightsDigest !== weightsDigest) throw new ObscuraError('ERR_VALUE_MISMATCH', 'the service released the key of other weights');
+  const key = await openModelKey({ sealed, recipientKey: current.hpke.privateKey, label: LABEL_MODEL_KEY_TO_WORKER, context: await sha256(current.hpke.publicKey) });
+  try {
+    return await decryptWeights(bytes, key, weightsDigest);
+  } finally {
+    key.fill(0);
+  }
+}
+
 const supervisor = new AiCodeSupervisor(
   {
     entry,
     appDir: join(PROJECT_ROOT, 'worker-os', 'ai-code', aiCodeName),
-    weights: async () => new Uint8Array(readFileSync(modelFile)),
+    weights: loadWeights,
     env: { OBSCURA_MODEL_NAME: aiCodeName, OBSCURA_TOKENS_PER_SECOND: tokensPerSecond },
   },
   { runsc, stateDir, log },
 );
-await supervisor.start();
+if (!weightsEncrypted) await supervisor.start();
 
 const proxy = new EncryptionProxy({
   socketPath: () => supervisor.socketPath,
@@ -92,22 +124,44 @@ const proxy = new EncryptionProxy({
   paddingBuckets,
   log,
 });
-const server = createAgentServer({ tls, proxy, secrets, aiCode: [supervisor], measurementHex: toHex(measurement) });
+const agentApi = new AgentApi({ aiCode: [supervisor], manifest: new AsManifestSource(asUrl, caPem), log, measurementHex: toHex(measurement) });
+const server = createAgentServer({ tls, proxy, secrets, aiCode: [supervisor], measurementHex: toHex(measurement), agentApi });
 await new Promise<void>((r) => server.listen(port, host, r));
 log({ event: 'listening', url: `https://${host}:${port}`, measurement: toHex(measurement) });
 
+let aiCodeStart: Promise<void> | undefined;
+/** Start the AI code once the worker can get its weights (after a registration); fatal if it fails. */
+function startAiCodeWhenAttested(): void {
+  if (!weightsEncrypted || aiCodeStart || !identity) return;
+  aiCodeStart = supervisor.start().catch((e) => {
+    log({ event: 'ai-code-start-failed', code: (e as ObscuraError).code ?? 'error', reason: e instanceof ObscuraError ? e.message : 'the AI code did not start' });
+    aiCodeStart = undefined;
+    // Without the weights' key (not attested, or revoked) the next registration tries again; any
+    // other failure is as fatal as a plaintext start's.
+    if (!(e instanceof ObscuraError) || !['ERR_WORKER_NOT_ATTESTED', 'ERR_REVOKED'].includes(e.code)) process.exit(1);
+  });
+}
+
 let renewTimer: NodeJS.Timeout | undefined;
-async function register(): Promise<void> {
+/** Register (again); on refusal the worker holds no identity, so it opens nothing, and retries later. */
+async function register(reason: 'start' | 'renew' | 'retry' | 'manifest-changed' = 'start'): Promise<void> {
+  clearTimeout(renewTimer);
   try {
-    const identity = await asClient.register(tee, endpoint);
-    await secrets.setIdentity(identity.hpke);
-    log({ event: 'registered', workerId: identity.workerId, certExpiresAt: identity.certExpiresAt });
-    const renewInMs = Math.max(1_000, ((identity.certExpiresAt - Date.now()) * 2) / 3);
-    renewTimer = setTimeout(() => void register(), renewInMs);
+    const next = await asClient.register(tee, endpoint);
+    identity = next;
+    await secrets.setIdentity(next.hpke);
+    log({ event: 'registered', workerId: next.workerId, reason, hpkeSuite: next.hpke.suite, certExpiresAt: next.certExpiresAt });
+    const renewInMs = Math.max(1_000, ((next.certExpiresAt - Date.now()) * 2) / 3);
+    renewTimer = setTimeout(() => void register('renew'), renewInMs);
+    startAiCodeWhenAttested();
   } catch (e) {
     const code = (e as ObscuraError).code ?? 'unreachable';
+    if (e instanceof ObscuraError && e.failureClass !== 'unavailable') {
+      identity = undefined;
+      await secrets.setIdentity(undefined);
+    }
     log({ event: 'registration-refused', code, reason: e instanceof ObscuraError ? e.message : 'the attestation service is unreachable' });
-    renewTimer = setTimeout(() => void register(), REGISTER_RETRY_MS);
+    renewTimer = setTimeout(() => void register('retry'), REGISTER_RETRY_MS);
   }
 }
 await register();

@@ -37,6 +37,9 @@ const CODE_CLASSES = {
   ERR_WORKER_NOT_ATTESTED: 'unavailable',
   ERR_NO_WORKER: 'unavailable',
   ERR_UPSTREAM: 'unavailable',
+  ERR_RATE_LIMITED: 'unavailable',
+  ERR_TOO_LARGE: 'malformed',
+  ERR_UNAUTHORIZED: 'usage',
   ERR_PLAINTEXT_REFUSED: 'usage',
   ERR_USAGE: 'usage',
 } as const satisfies Record<string, FailureClass>;

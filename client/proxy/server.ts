@@ -75,9 +75,11 @@ export function createClientProxy(opts: ClientProxyOptions): Server {
           // mistake a cut-short answer for a complete one.
           const code = e instanceof ObscuraError ? e.code : 'ERR_UPSTREAM';
           const message = e instanceof ObscuraError ? e.message : 'the answer stream failed';
-          if (!abort.signal.aborted) res.write(`\n\ndata: ${JSON.stringify({ error: { message, type: 'obscura_error', code } })}\n\n`);
           log({ event: 'request', path, outcome: code, ms: Math.round(performance.now() - started) });
-          res.destroy();
+          if (abort.signal.aborted) return void res.destroy();
+          // Destroy only once the error event is flushed, so the client reads why before the cut.
+          stream.unpipe(res);
+          res.write(`\n\ndata: ${JSON.stringify({ error: { message, type: 'obscura_error', code } })}\n\n`, () => res.destroy());
         });
         stream.on('end', () => log({ event: 'request', path, status: upstream.status, ms: Math.round(performance.now() - started) }));
         stream.pipe(res);

@@ -24,6 +24,7 @@ export async function startClientProxy(input: {
   port: number;
   stateDir: string; // the manifest log lives here
   caPem?: string;
+  apiKey?: string; // the edge's API key (Authorization: Bearer), sent on every call to the edge
   onWarning?: (message: string) => void;
   log?: (event: Record<string, unknown>) => void;
 }): Promise<StartedClientProxy> {
@@ -34,6 +35,7 @@ export async function startClientProxy(input: {
     policy,
     fetch: ((url: string, init?: RequestInit) => undiciFetch(url, { ...(init as object), dispatcher: agent })) as unknown as typeof fetch,
     manifestLog: new FileManifestLogStore(join(input.stateDir, 'client', 'manifest-log.json')),
+    headers: input.apiKey ? { authorization: `Bearer ${input.apiKey}` } : undefined,
     onWarning: input.onWarning,
   });
   const server = createClientProxy({ obscuraFetch, port: input.port, log: input.log });

@@ -5,7 +5,7 @@
  */
 import { bufferOf, utf8 } from '../../shared/bytes.ts';
 import { ObscuraError } from '../../shared/errors.ts';
-import { SEALED_REQUEST_CONTENT_TYPE, SEALED_RESPONSE_CONTENT_TYPE } from '../../shared/protocol/constants.ts';
+import { SEALED_REQUEST_CONTENT_TYPE, SEALED_RESPONSE_CONTENT_TYPE, type RoutingFields } from '../../shared/protocol/constants.ts';
 import { sealRequest, splitRoutingFields } from '../../shared/protocol/sealed-request.ts';
 import { ResponseOpener, type ResponseEvent } from '../../shared/protocol/sealed-response.ts';
 import { fromWireError } from '../../shared/protocol/wire-error.ts';
@@ -31,6 +31,31 @@ async function readBodyJson(req: Request): Promise<Record<string, unknown>> {
   return value as Record<string, unknown>;
 }
 
+/** The API path the worker sees: from the first /v1/ (OpenAI) or /v2/ (Triton) on, whatever the base URL. */
+export function apiPath(pathname: string): string {
+  const m = /\/v[12]\//.exec(pathname);
+  return m ? pathname.slice(m.index) : pathname;
+}
+
+const TRITON_GENERATE_PATH = /^\/v2\/models\/([^/]+)(?:\/versions\/[^/]+)?\/generate(?:_stream)?$/;
+
+/**
+ * Routing fields (plaintext, authenticated) and the rest (sealed). OpenAI: the top-level ROUTING_FIELDS.
+ * Triton generate: the model named in the path, and parameters.max_tokens / parameters.stream; the
+ * worker puts them back into `parameters` (backend/adapters/triton.ts).
+ */
+export function splitRequestRouting(path: string, json: Record<string, unknown>): { routing: RoutingFields; rest: Record<string, unknown> } {
+  const triton = TRITON_GENERATE_PATH.exec(path);
+  if (!triton) return splitRoutingFields(json);
+  const routing: RoutingFields = { model: triton[1] };
+  const params = json.parameters;
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return { routing, rest: json };
+  const { max_tokens, stream, ...sealedParams } = params as Record<string, unknown>;
+  if (max_tokens !== undefined) routing.max_tokens = max_tokens;
+  if (stream !== undefined) routing.stream = stream;
+  return { routing, rest: { ...json, parameters: sealedParams } };
+}
+
 export function createObscuraFetch(options: SessionOptions): ObscuraFetch {
   const session = new ObscuraSession(options);
   const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -38,10 +63,10 @@ export function createObscuraFetch(options: SessionOptions): ObscuraFetch {
   const obscuraFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
     const req = new Request(input, init);
     const url = new URL(req.url);
-    const path = url.pathname.replace(/^.*?(\/v1\/)/, '/v1/');
+    const path = apiPath(url.pathname);
     const method = req.method.toUpperCase();
     const json = method === 'GET' ? {} : await readBodyJson(req);
-    const { routing, rest } = splitRoutingFields(json);
+    const { routing, rest } = splitRequestRouting(path, json);
     const body = method === 'GET' ? new Uint8Array(0) : utf8(JSON.stringify(rest));
     const authorization = req.headers.get('authorization');
 
@@ -84,7 +109,13 @@ async function openSealedResponse(res: Response, opener: ResponseOpener): Promis
   let done = false;
 
   const pull = async (): Promise<void> => {
-    const r = await reader.read();
+    let r: ReadableStreamReadResult<Uint8Array>;
+    try {
+      r = await reader.read();
+    } catch (cause) {
+      // The connection broke: whatever arrived, the authenticated end did not.
+      throw new ObscuraError('ERR_STREAM_TRUNCATED', 'the connection closed before the sealed response\'s authenticated final frame', { cause });
+    }
     if (r.done) {
       done = true;
       opener.finish(); // throws ERR_STREAM_TRUNCATED without the authenticated end

@@ -18,6 +18,8 @@ import type { ClientPolicy } from './policy.ts';
 
 /** Re-fetch the bundle when less than this remains of its allowed age. */
 const BUNDLE_REFRESH_MARGIN_MS = 60_000;
+/** A liveness nonce's size. */
+const BUNDLE_NONCE_BYTES = 32;
 /** Rotate the secret when less than this remains of its lifetime. */
 const SECRET_ROTATE_MARGIN_MS = 60_000;
 
@@ -55,15 +57,25 @@ export class ObscuraSession {
     return (this.opts.now ?? Date.now)();
   }
 
-  /** The verified bundle; fetched and checked on first use and whenever it nears its age limit. */
-  async verified(): Promise<VerifiedBundle> {
+  /**
+   * The verified bundle; fetched and checked on first use and whenever it nears its age limit. With
+   * `fresh`, a bundle made for a nonce of ours, past any cache (after the service said ours is stale).
+   */
+  async verified(opts: { fresh?: boolean } = {}): Promise<VerifiedBundle> {
     const now = this.now();
     const b = this.bundle;
     const ageLimit = Math.min(b ? b.verified.core.expiresAt : 0, b ? b.verified.core.issuedAt + this.opts.policy.maxBundleAgeMs : 0);
-    if (b && ageLimit - now > BUNDLE_REFRESH_MARGIN_MS) return b.verified;
+    if (b && !opts.fresh && ageLimit - now > BUNDLE_REFRESH_MARGIN_MS) return b.verified;
+    const nonce = opts.fresh ? randomBytes(BUNDLE_NONCE_BYTES) : undefined;
     let res: Response;
     try {
-      res = await this.fetchImpl(`${this.endpoint}/v1/attestation`, { headers: { accept: BUNDLE_CONTENT_TYPE, ...this.opts.headers } });
+      res = nonce
+        ? await this.fetchImpl(`${this.endpoint}/v1/attestation`, {
+            method: 'POST',
+            headers: { accept: BUNDLE_CONTENT_TYPE, 'content-type': 'application/cbor', ...this.opts.headers },
+            body: bufferOf(encodeDeterministic({ nonce })),
+          })
+        : await this.fetchImpl(`${this.endpoint}/v1/attestation`, { headers: { accept: BUNDLE_CONTENT_TYPE, ...this.opts.headers } });
     } catch (cause) {
       throw new ObscuraError('ERR_UPSTREAM', `cannot reach ${this.endpoint} for its attestation bundle`, { cause });
     }
@@ -78,6 +90,7 @@ export class ObscuraSession {
       now,
       maxAgeMs: p.maxBundleAgeMs,
       minProtocolVersion: p.minProtocolVersion,
+      ...(nonce ? { expectedNonce: nonce } : {}),
     });
     const fork = await checkAndRecordChain(this.log, verified.bundle.chain);
     if (!fork.extends) {
@@ -106,24 +119,44 @@ export class ObscuraSession {
   }
 
   private async exchange(): Promise<ActiveSecret> {
-    const verified = await this.verified();
+    try {
+      return await this.exchangeWith(await this.verified());
+    } catch (e) {
+      // The service no longer honours our bundle (it restarted, or the manifest changed since): once,
+      // with a bundle made for us just now.
+      if (!(e instanceof ObscuraError) || e.code !== 'ERR_VALUE_MISMATCH') throw e;
+      return this.exchangeWith(await this.verified({ fresh: true }));
+    }
+  }
+
+  private async exchangeWith(verified: VerifiedBundle): Promise<ActiveSecret> {
+    const digest = await coreDigest(verified.bundle.core);
     const manifest = verified.manifest;
     if (!manifest) throw new ObscuraError('ERR_NO_WORKER', 'the service has no manifest yet, so no worker can be admitted');
     const core = verified.core;
     const suite = chooseHpkeSuite(core.hpke.map((h) => h.suite));
     const offer = core.hpke.find((h) => h.suite === suite)!;
-    const secret = randomBytes(INFERENCE_SECRET_BYTES);
     const sid = randomBytes(SECRET_ID_BYTES);
     const expiresAt = Math.min(this.now() + this.opts.policy.secretLifetimeMs, this.now() + manifest.limits.secretLifetimeMs);
-    const sealed = await sealSecret({
-      suite,
-      recipientPublicKey: offer.publicKey,
-      label: LABEL_SECRET_TO_SERVICE,
-      context: this.bundle!.digest,
-      secret,
-      meta: { sid, manifestHead: core.manifestHead, expiresAt },
-    });
-    const body = encodeDeterministic({ coreDigest: this.bundle!.digest, sealed: encodeSealedSecret(sealed) });
+    // The raw secret lives only while it is sealed and imported: from then on it is a non-extractable
+    // CryptoKey (in browsers too), and the bytes are zeroed whatever happens.
+    const secret = randomBytes(INFERENCE_SECRET_BYTES);
+    let sealed: Awaited<ReturnType<typeof sealSecret>>;
+    let key: CryptoKey;
+    try {
+      sealed = await sealSecret({
+        suite,
+        recipientPublicKey: offer.publicKey,
+        label: LABEL_SECRET_TO_SERVICE,
+        context: digest,
+        secret,
+        meta: { sid, manifestHead: core.manifestHead, expiresAt },
+      });
+      key = await importInferenceSecret(secret);
+    } finally {
+      secret.fill(0);
+    }
+    const body = encodeDeterministic({ coreDigest: digest, sealed: encodeSealedSecret(sealed) });
     let res: Response;
     try {
       res = await this.fetchImpl(`${this.endpoint}/v1/secrets`, { method: 'POST', headers: { 'content-type': SECRET_CONTENT_TYPE, ...this.opts.headers }, body: bufferOf(body) });
@@ -132,8 +165,6 @@ export class ObscuraSession {
     }
     if (res.status !== 201) throw fromWireError(res.status, await res.json().catch(() => undefined));
     await res.body?.cancel();
-    const key = await importInferenceSecret(secret);
-    secret.fill(0);
     this.current = { sid, key, expiresAt };
     return this.current;
   }

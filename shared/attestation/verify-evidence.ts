@@ -6,6 +6,7 @@
 import { ObscuraError } from '../errors.ts';
 import type { Evidence } from './evidence.ts';
 import { decodePem } from './x509/pem.ts';
+import { certificateFingerprint } from './x509/certificate.ts';
 import { verifySnpReport } from './sev-snp/verify.ts';
 import { validateSnpReport } from './sev-snp/validate.ts';
 
@@ -31,6 +32,8 @@ export interface EvidenceFacts {
   version: number;
   chipId: Uint8Array;
   reportedTcb: { bootloader: number; tee: number; snp: number; microcode: number };
+  /** The trusted vendor root the evidence chained to: its subject and the SHA-256 of its DER (hex). */
+  root: { subject: string; fingerprintSha256: string };
 }
 
 export async function verifyEvidenceAgainstReference(evidence: Evidence, references: PlatformReferences, at: Date): Promise<EvidenceFacts> {
@@ -57,5 +60,6 @@ export async function verifyEvidenceAgainstReference(evidence: Evidence, referen
     version: r.version,
     chipId: r.chipId,
     reportedTcb: { bootloader: tcb.bootloader, tee: tcb.tee, snp: tcb.snp, microcode: tcb.microcode },
+    root: { subject: verified.chain.root.subject, fingerprintSha256: await certificateFingerprint(verified.chain.root) },
   };
 }

@@ -107,3 +107,14 @@ export function certificateSpki(pemOrDer: string | Uint8Array): Uint8Array {
 export function certificateDer(pem: string): Uint8Array {
   return new Uint8Array(new x509.X509Certificate(pem).rawData);
 }
+
+/** A CA kept in sealed state: its certificate (DER) and PKCS#8 private key, back as an issuer. */
+export async function importCertificateAuthority(input: { certificateDer: Uint8Array; privateKeyPkcs8: Uint8Array }): Promise<IssuedKeyPair & { notAfter: Date }> {
+  const cert = new x509.X509Certificate(bufferOf(input.certificateDer));
+  const privateKey = await crypto.subtle.importKey('pkcs8', bufferOf(input.privateKeyPkcs8), EC_P256, false, ['sign']);
+  return { certificatePem: withNewline(cert.toString('pem')), certificateDer: new Uint8Array(cert.rawData), privateKey, notAfter: cert.notAfter };
+}
+
+export async function exportPkcs8(key: CryptoKey): Promise<Uint8Array> {
+  return new Uint8Array((await crypto.subtle.exportKey('pkcs8', key)) as ArrayBuffer);
+}

@@ -7,6 +7,9 @@ import { asRecord, decodeStrict, encodeDeterministic, fieldBytes, fieldInt, fiel
 import { ObscuraError } from '../errors.ts';
 import { PROTOCOL_VERSION } from './constants.ts';
 
+/** An uncompressed P-256 point: 0x04 || x || y. */
+export const CHECKPOINT_KEY_BYTES = 65;
+
 export interface HpkeOffer {
   suite: string;
   publicKey: Uint8Array;
@@ -18,6 +21,7 @@ export interface AttestedCore {
   hpke: HpkeOffer[]; // the key(s) clients seal inference secrets to, in the service's preference order
   meshCaSha256: Uint8Array; // SHA-256 of the mesh CA certificate (DER) that certifies workers
   manifestHead: Uint8Array; // head of the manifest hash chain
+  checkpointKey: Uint8Array; // ECDSA P-256 public key (65-byte uncompressed point) that signs manifest checkpoints
   issuedAt: number; // ms since epoch
   expiresAt: number; // ms since epoch
   nonce?: Uint8Array; // present only when a client asked for a fresh bundle
@@ -30,6 +34,7 @@ export function encodeAttestedCore(core: AttestedCore): Uint8Array {
     hpke: core.hpke.map((h) => ({ suite: h.suite, publicKey: h.publicKey })),
     meshCaSha256: core.meshCaSha256,
     manifestHead: core.manifestHead,
+    checkpointKey: core.checkpointKey,
     issuedAt: core.issuedAt,
     expiresAt: core.expiresAt,
   };
@@ -51,6 +56,7 @@ export function parseAttestedCore(bytes: Uint8Array): AttestedCore {
     }),
     meshCaSha256: fieldBytes(m, 'meshCaSha256', 'attested core', 32),
     manifestHead: fieldBytes(m, 'manifestHead', 'attested core', 32),
+    checkpointKey: fieldBytes(m, 'checkpointKey', 'attested core', CHECKPOINT_KEY_BYTES),
     issuedAt: fieldInt(m, 'issuedAt', 'attested core'),
     expiresAt: fieldInt(m, 'expiresAt', 'attested core'),
   };

@@ -7,6 +7,7 @@ export const SEALED_REQUEST_CONTENT_TYPE = 'application/obscura-sealed-request+c
 export const SEALED_RESPONSE_CONTENT_TYPE = 'application/obscura-sealed-response';
 export const BUNDLE_CONTENT_TYPE = 'application/obscura-bundle+cbor';
 export const SECRET_CONTENT_TYPE = 'application/obscura-secret+cbor';
+export const MODEL_KEY_CONTENT_TYPE = 'application/obscura-model-key+cbor';
 
 /** The OpenAI request fields that stay plaintext (authenticated) so the edge can route. */
 export const ROUTING_FIELDS = ['model', 'stream', 'stream_options', 'max_tokens', 'max_completion_tokens', 'n'] as const;
@@ -34,3 +35,5 @@ export const LABEL_RESPONSE_KEY = 'obscura/v1 response key';
 export const LABEL_RESPONSE_IV = 'obscura/v1 response iv';
 export const LABEL_SECRET_TO_SERVICE = 'obscura/v1 inference secret to service';
 export const LABEL_SECRET_TO_WORKER = 'obscura/v1 inference secret to worker';
+export const LABEL_MODEL_KEY_TO_SERVICE = 'obscura/v1 model key to service';
+export const LABEL_MODEL_KEY_TO_WORKER = 'obscura/v1 model key to worker';

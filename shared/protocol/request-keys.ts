@@ -33,10 +33,17 @@ export async function deriveRequestKeys(secretKey: CryptoKey, salt: Uint8Array):
     hkdf(secretKey, salt, LABEL_RESPONSE_KEY, 256),
     hkdf(secretKey, salt, LABEL_RESPONSE_IV, AES_GCM_IV_BYTES * 8),
   ]);
-  const [requestKey, responseKey] = await Promise.all([
-    crypto.subtle.importKey('raw', bufferOf(rk), 'AES-GCM', false, ['encrypt', 'decrypt']),
-    crypto.subtle.importKey('raw', bufferOf(sk), 'AES-GCM', false, ['encrypt', 'decrypt']),
-  ]);
+  let requestKey: CryptoKey, responseKey: CryptoKey;
+  try {
+    [requestKey, responseKey] = await Promise.all([
+      crypto.subtle.importKey('raw', bufferOf(rk), 'AES-GCM', false, ['encrypt', 'decrypt']),
+      crypto.subtle.importKey('raw', bufferOf(sk), 'AES-GCM', false, ['encrypt', 'decrypt']),
+    ]);
+  } finally {
+    // importKey copied them: the raw key bytes are not kept (the keys are non-extractable).
+    rk.fill(0);
+    sk.fill(0);
+  }
   return { requestKey, requestIv: riv, responseKey, responseIvBase: siv };
 }
 

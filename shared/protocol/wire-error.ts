@@ -10,6 +10,9 @@ export interface WireError {
 }
 
 export function httpStatusFor(code: ErrorCode): number {
+  if (code === 'ERR_UNAUTHORIZED') return 401;
+  if (code === 'ERR_TOO_LARGE') return 413;
+  if (code === 'ERR_RATE_LIMITED') return 429;
   switch (failureClassOf(code)) {
     case 'malformed':
       return 400;

@@ -27,7 +27,7 @@ const workerEvents = () =>
   readFileSync(join(system.stateDir, 'logs', 'worker.log'), 'utf8')
     .split('\n')
     .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { event: string; restarts?: number });
+    .map((l) => JSON.parse(l) as { event: string; restarts?: number; sandboxId?: string });
 
 it('the AI code killed mid-stream: a typed error, then the worker restarts it', async () => {
   const stream = await openai.chat.completions.create({ model: 'sample-ngram', messages: [{ role: 'user', content: 'the sea' }], max_tokens: 200, stream: true });
@@ -37,7 +37,8 @@ it('the AI code killed mid-stream: a typed error, then the worker restarts it', 
     for await (const chunk of stream) {
       if (chunk.choices[0]?.delta?.content) received++;
       if (received === 5) {
-        const killed = spawnSync(findRunsc()!, [`--root=${join(system.stateDir, 'worker', 'runsc')}`, 'kill', '--all', 'aicode-sample-ngram', 'SIGKILL']);
+        const sandboxId = workerEvents().find((e) => e.event === 'ai-code-started')!.sandboxId!;
+        const killed = spawnSync(findRunsc()!, [`--root=${join(system.stateDir, 'worker', 'runsc')}`, 'kill', '--all', sandboxId, 'SIGKILL']);
         expect(killed.status).toBe(0);
       }
     }

@@ -15,6 +15,7 @@ import type { Manifest } from '../../shared/manifest/schema.ts';
 import { directoryDigest, PROJECT_ROOT } from '../../worker-os/image-digest.ts';
 import { writeSandboxBundle } from '../../worker-os/sandbox/oci-bundle.ts';
 import { runscGlobalArgs } from '../../worker-os/sandbox/runsc-args.ts';
+import { defaultSandboxId } from '../../backend/ai-code-supervisor.ts';
 import { alive, filesContaining, filesWrittenSince, startSystem, type RunningSystem } from '../e2e/harness.ts';
 
 const APP_DIR = join(PROJECT_ROOT, 'worker-os', 'ai-code', 'llama');
@@ -28,8 +29,7 @@ let manifest: Manifest;
 beforeAll(async () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'obscura-llama-e2e-'));
   const t0 = performance.now();
-  // OBSCURA_AS_STATE_DIR: only a fallback for a service that wants a state dir `up` does not pass yet.
-  system = await startSystem({ stateDir, args: ['--ai-code', 'llama'], env: { OBSCURA_AS_STATE_DIR: join(stateDir, 'attestation-service') } });
+  system = await startSystem({ stateDir, args: ['--ai-code', 'llama'] });
   console.log(`obscura up --ai-code llama: ready in ${Math.round(performance.now() - t0)} ms`);
   openai = new OpenAI({ baseURL: system.proxyUrl, apiKey: 'local', maxRetries: 0 });
   const agent = new Agent({ connect: { ca: system.caPem } });
@@ -137,7 +137,7 @@ describe("the llama AI code's sandbox is any AI code's sandbox", () => {
   const workerState = () => join(system.stateDir, 'worker');
 
   it('has the same OCI bundle as the sample would get, but for /app', () => {
-    const llamaConfig = JSON.parse(readFileSync(join(workerState(), 'bundles', 'aicode-llama', 'config.json'), 'utf8'));
+    const llamaConfig = JSON.parse(readFileSync(join(workerState(), 'bundles', defaultSandboxId('llama', workerState()), 'config.json'), 'utf8'));
     const sampleEntry = manifest.aiCode.find((a) => a.name === 'sample-ngram')!;
     const llamaEntry = manifest.aiCode.find((a) => a.name === 'llama')!;
     expect(llamaEntry.sandbox).toEqual(sampleEntry.sandbox);
@@ -169,9 +169,9 @@ describe("the llama AI code's sandbox is any AI code's sandbox", () => {
           return [];
         }
       })
-      .filter((argv) => argv.includes('run') && argv.includes('aicode-llama') && argv.includes('--bundle'));
+      .filter((argv) => argv.includes('run') && argv.includes(defaultSandboxId('llama', workerState())) && argv.includes('--bundle'));
     expect(cmdlines.length).toBeGreaterThan(0);
-    const expected = [...runscGlobalArgs({ stateRoot: join(workerState(), 'runsc') }), 'run', '--bundle', join(workerState(), 'bundles', 'aicode-llama'), 'aicode-llama'];
+    const expected = [...runscGlobalArgs({ stateRoot: join(workerState(), 'runsc') }), 'run', '--bundle', join(workerState(), 'bundles', defaultSandboxId('llama', workerState())), defaultSandboxId('llama', workerState())];
     expect(cmdlines[0].slice(1)).toEqual(expected);
     expect(expected).toContain('--network=none');
   });

@@ -21,3 +21,4 @@ export {
   type SimulatedChain,
   type SimulatedVcek,
 } from './chain.ts';
+export { SIM_SEALING_SECRET_FILE, deriveSimulatedSealingKey, loadOrCreateMachineSecret } from './sealing.ts';

@@ -8,4 +8,11 @@ export interface TeeProvider {
   readonly platform: Evidence['platform'];
   /** Evidence whose report_data is exactly `reportData` (64 bytes). */
   attest(reportData: Uint8Array): Promise<Evidence>;
+  /**
+   * A 32-byte key for sealing this guest's state, derived by the TEE from a secret only the platform
+   * holds and from this guest's launch measurement (SEV-SNP: MSG_KEY_REQ with the measurement mixed
+   * in; TDX: a key the guest's measured identity selects). The same image on the same machine gets the
+   * same key after a restart; another measurement gets another. `purpose` separates keys by use.
+   */
+  sealingKey(purpose: string): Promise<Uint8Array>;
 }

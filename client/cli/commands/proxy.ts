@@ -18,6 +18,7 @@ Serves the OpenAI API on http://127.0.0.1:PORT/v1 and seals every request to the
   --policy FILE    the client policy: roots and the attestation service measurement you trust
                    (default: STATE-DIR/client-policy.json, written by obscura up)
   --ca FILE        extra CA for the endpoint's TLS (default: STATE-DIR/tls/ca.pem when it exists)
+  --api-key KEY    the edge's API key (or OBSCURA_API_KEY), sent as Authorization: Bearer
   --state-dir DIR  where the manifest log is kept (default $OBSCURA_STATE_DIR or .obscura)`;
 
 export const proxyCommand: Command = {
@@ -27,7 +28,7 @@ export const proxyCommand: Command = {
   async run(argv, io) {
     const { values } = parseArgs({
       args: argv,
-      options: { endpoint: { type: 'string' }, port: { type: 'string' }, policy: { type: 'string' }, ca: { type: 'string' }, 'state-dir': { type: 'string' } },
+      options: { 'api-key': { type: 'string' }, endpoint: { type: 'string' }, port: { type: 'string' }, policy: { type: 'string' }, ca: { type: 'string' }, 'state-dir': { type: 'string' } },
       strict: true,
     });
     if (!values.endpoint) throw new ObscuraError('ERR_USAGE', `--endpoint is required\n\n${usage}`);
@@ -50,6 +51,7 @@ export const proxyCommand: Command = {
       port: Number(values.port ?? 8080),
       stateDir,
       caPem,
+      apiKey: values['api-key'] ?? process.env.OBSCURA_API_KEY,
       onWarning: (m) => io.err(`[obscura] WARNING: ${m}`),
     });
     io.out(`[obscura] ready: ${proxy.url} (sealing to ${values.endpoint})`);

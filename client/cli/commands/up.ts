@@ -6,13 +6,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Agent, request } from 'undici';
-import { fromUtf8, toBase64Url } from '../../../shared/bytes.ts';
+import { fromUtf8 } from '../../../shared/bytes.ts';
 import { ObscuraError } from '../../../shared/errors.ts';
-import { manifestDigest, signManifestUpdate } from '../../../shared/manifest/chain.ts';
 import { parseManifest } from '../../../shared/manifest/validate-manifest.ts';
 import { DEFAULT_PADDING_BUCKETS_BYTES } from '../../../shared/protocol/padding.ts';
-import { verifyBundle } from '../../../shared/protocol/verify-bundle.ts';
 import { PROJECT_ROOT } from '../../../worker-os/image-digest.ts';
 import { ensureRunsc } from '../../../worker-os/sandbox/runsc.ts';
 import { sweepSandboxes } from '../../../worker-os/sandbox/sandbox.ts';
@@ -22,7 +19,8 @@ import { parseClientPolicy } from '../../sdk/policy.ts';
 import type { CliIO, Command } from '../command.ts';
 import { EXIT } from '../exit-codes.ts';
 import { ensureLocalPki } from '../local-deployment/local-pki.ts';
-import { ensureOwnerKey, localClientPolicy, localManifest, SAMPLE_AI_CODE, sampleAiCodeDir } from '../local-deployment/local-manifest.ts';
+import { attestationServiceStateDir, ensureLocalManifest, explainStateRefusal } from './manifest/local-admin.ts';
+import { ensureOwnerKey, LLAMA_AI_CODE, llamaAiCodeDir, localClientPolicy, localManifest, SAMPLE_AI_CODE, sampleAiCodeDir } from '../local-deployment/local-manifest.ts';
 import { nodeTs, startPart, waitForHttps, type RunningPart } from '../local-deployment/parts.ts';
 
 const PART_START_TIMEOUT_MS = 90_000;
@@ -39,6 +37,9 @@ Options (each also an environment variable):
   --proxy-port N         client proxy, OpenAI-compatible, HTTP  OBSCURA_PROXY_PORT  (8080)
   --padding-buckets LIST worker's event padding sizes (measured) OBSCURA_PADDING_BUCKETS
   --tokens-per-second N  pace the sample AI code (0 = unpaced)  OBSCURA_TOKENS_PER_SECOND (0)
+  --ai-code NAME         the worker's AI code: sample-ngram, or llama (llama.cpp, a tiny generated
+                         model; both are in the manifest)     OBSCURA_AI_CODE     (sample-ngram)
+  --api-key KEY          the edge API key the client proxy sends OBSCURA_API_KEY (none: open local edge)
   --edge-url URL         the edge URL the client proxy uses (default https://127.0.0.1:EDGE-PORT),
                          e.g. a TLS front in between
   --worker-url URL       the worker URL the edge routes to (default https://127.0.0.1:WORKER-PORT),
@@ -65,7 +66,9 @@ export const upCommand: Command = {
         'proxy-port': { type: 'string' },
         'padding-buckets': { type: 'string' },
         'tokens-per-second': { type: 'string' },
+        'ai-code': { type: 'string' },
         'edge-url': { type: 'string' },
+        'api-key': { type: 'string' },
         'worker-url': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -84,6 +87,11 @@ export const upCommand: Command = {
     };
     const paddingBuckets = option(values, 'padding-buckets', 'OBSCURA_PADDING_BUCKETS', DEFAULT_PADDING_BUCKETS_BYTES.join(','));
     const tokensPerSecond = option(values, 'tokens-per-second', 'OBSCURA_TOKENS_PER_SECOND', '0');
+    const aiCode = option(values, 'ai-code', 'OBSCURA_AI_CODE', SAMPLE_AI_CODE);
+    if (aiCode !== SAMPLE_AI_CODE && aiCode !== LLAMA_AI_CODE) {
+      io.err(`[obscura] --ai-code must be ${SAMPLE_AI_CODE} or ${LLAMA_AI_CODE}`);
+      return EXIT.USAGE;
+    }
     const step = (line: string) => io.out(`[obscura] ${line}`);
     const parts: RunningPart[] = [];
     let stopping = false;
@@ -110,6 +118,15 @@ export const upCommand: Command = {
       const modelPath = join(stateDir, 'models', `${SAMPLE_AI_CODE}.json`);
       mkdirSync(join(stateDir, 'models'), { recursive: true });
       if (!existsSync(modelPath)) execFileSync(process.execPath, [join(sampleAiCodeDir(), 'build-model.mjs'), modelPath]);
+      // The llama AI code: its engine copied into its directory (digested), its tiny model generated.
+      let llamaModelPath: string | undefined = join(stateDir, 'models', `${LLAMA_AI_CODE}.gguf`);
+      try {
+        execFileSync(process.execPath, [join(llamaAiCodeDir(), 'prepare.mjs'), llamaModelPath], { stdio: ['ignore', 'ignore', 'pipe'] });
+      } catch (e) {
+        if (aiCode === LLAMA_AI_CODE) throw e;
+        step(`the llama AI code is not available (${String((e as { stderr?: Buffer }).stderr ?? e).trim().split('\n').pop()}); the manifest allows only ${SAMPLE_AI_CODE}`);
+        llamaModelPath = undefined;
+      }
 
       // 1. Attestation service.
       const asUrl = `https://127.0.0.1:${ports.as}`;
@@ -118,40 +135,24 @@ export const upCommand: Command = {
         '--tls-cert', pki.servers['attestation-service'].certPath,
         '--tls-key', pki.servers['attestation-service'].keyPath,
         '--tee-dir', hardwareDir,
+        '--state-dir', attestationServiceStateDir(stateDir),
       ]);
       const as = startPart({ name: 'attestation service', ...asTs, logPath: join(stateDir, 'logs', 'attestation-service.log') });
       parts.push(as);
-      await waitForHttps(`${asUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: as });
+      await waitForHttps(`${asUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: as }).catch((e) => {
+        throw new Error(explainStateRefusal(as.logPath, stateDir) ?? (e as Error).message);
+      });
       step(`attestation service on ${asUrl}`);
 
-      // 2. Admin flow: verify the service's evidence against the admin's policy, then set the manifest.
+      // 2. Admin flow: verify the service's evidence against the admin's policy, then make sure its
+      //    manifest admits this checkout (set on first use; kept across restarts: the state is sealed).
       const clientPolicy = localClientPolicy(localRootPem);
       const adminPolicy = parseClientPolicy(clientPolicy);
-      const caAgent = new Agent({ connect: { ca: pki.caPem } });
-      const bundleRes = await request(`${asUrl}/v1/attestation`, { dispatcher: caAgent });
-      if (bundleRes.statusCode !== 200) throw new ObscuraError('ERR_UPSTREAM', `the attestation service answered ${bundleRes.statusCode} for its bundle`);
-      await verifyBundle(new Uint8Array(await bundleRes.body.arrayBuffer()), {
-        trustedRootsPem: adminPolicy.service.trustedRoots,
-        serviceMeasurements: adminPolicy.service.measurements,
-        now: Date.now(),
-        maxAgeMs: adminPolicy.maxBundleAgeMs,
-      });
-      step('attestation service evidence verified against the admin policy');
       const owner = await ensureOwnerKey(stateDir);
-      const manifest = parseManifest(localManifest({ localRootPem, owner, modelPath }));
-      const current = (await (await request(`${asUrl}/v1/manifest`, { dispatcher: caAgent })).body.json()) as { head: string; manifest: unknown };
-      if (current.manifest === null) {
-        const signature = await signManifestUpdate(owner.privateKey, new Uint8Array(32), await manifestDigest(manifest));
-        const put = await request(`${asUrl}/v1/manifest`, {
-          method: 'PUT',
-          dispatcher: caAgent,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ manifest, ownerId: owner.id, signature: toBase64Url(signature) }),
-        });
-        if (put.statusCode !== 200) throw new ObscuraError('ERR_UPSTREAM', `setting the manifest failed: ${await put.body.text()}`);
-        step(`manifest set (trust on first use, owner ${owner.id})`);
-      }
-      await caAgent.close();
+      const manifest = parseManifest(localManifest({ localRootPem, owner, modelPath, llamaModelPath }));
+      // The worker's weights are encrypted at rest; their key goes to the attestation service only.
+      const workerModelPlain = aiCode === LLAMA_AI_CODE ? llamaModelPath! : modelPath;
+      const sealedModels = await ensureLocalManifest({ asUrl, caPem: pki.caPem, stateDir, policy: adminPolicy, owner, manifest, step, sealModels: [workerModelPlain] });
 
       // 3. Worker: agent, encryption proxy, AI code under gVisor.
       const workerUrl = `https://127.0.0.1:${ports.worker}`;
@@ -163,7 +164,8 @@ export const upCommand: Command = {
         '--tls-key', pki.servers.worker.keyPath,
         '--state-dir', join(stateDir, 'worker'),
         '--tee-dir', hardwareDir,
-        '--model-file', modelPath,
+        '--ai-code', aiCode,
+        '--model-file', sealedModels.get(workerModelPlain) ?? workerModelPlain,
         '--padding-buckets', paddingBuckets,
         '--tokens-per-second', tokensPerSecond,
       ]);
@@ -172,42 +174,60 @@ export const upCommand: Command = {
       await waitForHttps(`${workerUrl}/healthz`, pki.caPem, {
         timeoutMs: PART_START_TIMEOUT_MS,
         part: worker,
-        accept: (status, body) => status === 200 || (body.includes('"state":"running"') && refusedRegistration(worker.logPath) !== undefined),
+        // A refused worker cannot get its weights' key, so its AI code does not start: it answers, unready.
+        accept: (status) => status === 200 || refusedRegistration(worker.logPath) !== undefined,
       });
       const refused = refusedRegistration(worker.logPath);
       if (refused) step(`WARNING: the worker's registration was refused (${refused}); requests will fail until the manifest admits it`);
-      step(`worker on ${workerUrl} (AI code "${SAMPLE_AI_CODE}" under gVisor${refused ? ', NOT attested' : ', attested'})`);
+      step(`worker on ${workerUrl} (AI code "${aiCode}" under gVisor${refused ? ', NOT attested' : ', attested'})`);
 
       // 4. Edge in workerd.
       const edgeUrl = `https://127.0.0.1:${ports.edge}`;
+      // Built as `wrangler deploy` builds it, served by workerd through Miniflare (edge/local-server.ts).
+      const edgeVars: Record<string, string> = {
+        AS_URL: asUrl,
+        WORKERS: JSON.stringify([{ region: 'local', url: values['worker-url'] ?? workerUrl }]),
+        TRUSTED_ROOTS: localRootPem,
+        BUNDLE_MAX_AGE_MS: String(adminPolicy.maxBundleAgeMs),
+        // The chat page at / uses this local policy (a production page ships its own with its code).
+        CLIENT_POLICY: JSON.stringify(clientPolicy),
+      };
+      const edgeTs = nodeTs('edge/local-server.ts', [
+        '--port', String(ports.edge),
+        '--tls-cert', pki.servers.edge.certPath,
+        '--tls-key', pki.servers.edge.keyPath,
+        '--persist', join(stateDir, 'edge'),
+        ...Object.entries(edgeVars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
+      ]);
       const edge = startPart({
         name: 'edge',
-        command: join(PROJECT_ROOT, 'node_modules', '.bin', 'wrangler'),
-        args: [
-          'dev', '--local', '--ip', '127.0.0.1', '--port', String(ports.edge),
-          '--local-protocol', 'https',
-          '--https-key-path', pki.servers.edge.keyPath,
-          '--https-cert-path', pki.servers.edge.certPath,
-          '--persist-to', join(stateDir, 'wrangler'),
-          '--show-interactive-dev-session=false',
-          '--log-level', 'warn',
-          '--var', `AS_URL:${asUrl}`,
-          '--var', `WORKERS:${JSON.stringify([{ region: 'local', url: values['worker-url'] ?? workerUrl }])}`,
-          '--var', `TRUSTED_ROOTS:${localRootPem}`,
-          '--var', `BUNDLE_MAX_AGE_MS:${adminPolicy.maxBundleAgeMs}`,
-        ],
+        ...edgeTs,
         env: {
           NODE_EXTRA_CA_CERTS: pki.caPath,
           CLOUDFLARE_CF_FETCH_ENABLED: 'false',
           WRANGLER_SEND_METRICS: 'false',
+          WRANGLER_HIDE_BANNER: 'true', // no update check against the registry
           WRANGLER_LOG_PATH: join(stateDir, 'logs', 'wrangler'),
-          CI: 'true',
         },
         logPath: join(stateDir, 'logs', 'edge.log'),
       });
       parts.push(edge);
-      await waitForHttps(`${edgeUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: edge });
-      step(`edge (workerd) on ${edgeUrl}`);
+      let edgeAuth = 'unknown';
+      await waitForHttps(`${edgeUrl}/healthz`, pki.caPem, {
+        timeoutMs: PART_START_TIMEOUT_MS,
+        part: edge,
+        accept: (status, body) => {
+          if (status !== 200) return false;
+          edgeAuth = (JSON.parse(body) as { auth?: string }).auth ?? edgeAuth;
+          return true;
+        },
+      });
+      step(`edge (workerd) on ${edgeUrl}; chat page: ${edgeUrl}/ (it verifies and seals in the browser; trust the local CA ${pki.caPath} or accept the warning)`);
+      step(
+        edgeAuth === 'open'
+          ? 'edge API keys: open (any request is accepted until a key is added: node edge/scripts/api-key.mjs add --name NAME)'
+          : `edge API keys: ${edgeAuth} (the client proxy sends --api-key / OBSCURA_API_KEY)`,
+      );
 
       // 5. Client policy and proxy (in this process: the proxy is the user's side).
       const policyPath = join(stateDir, 'client-policy.json');
@@ -218,13 +238,14 @@ export const upCommand: Command = {
         port: ports.proxy,
         stateDir,
         caPem: pki.caPem,
+        apiKey: values['api-key'] ?? process.env.OBSCURA_API_KEY,
         onWarning: (m) => step(`WARNING: ${m}`),
       });
       step(`client proxy on http://127.0.0.1:${ports.proxy} (policy ${policyPath}; service measurement ${adminPolicy.service.measurements[0].slice(0, 16)}…)`);
 
       const proxyUrl = `http://127.0.0.1:${ports.proxy}/v1`;
       io.out(
-        `[obscura] ready: ${proxyUrl}  try: curl -s ${proxyUrl}/chat/completions -H 'content-type: application/json' -d '{"model":"${SAMPLE_AI_CODE}","messages":[{"role":"user","content":"Tell me about the sea"}]}'`,
+        `[obscura] ready: ${proxyUrl}  try: curl -s ${proxyUrl}/chat/completions -H 'content-type: application/json' -d '{"model":"${aiCode}","messages":[{"role":"user","content":"Tell me about the sea"}]}'`,
       );
 
       await new Promise<void>((resolveWait) => {

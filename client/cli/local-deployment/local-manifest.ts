@@ -14,6 +14,7 @@ import type { ClientPolicyInput } from '../../sdk/policy.ts';
 
 export const LOCAL_OWNER_ID = 'local-owner';
 export const SAMPLE_AI_CODE = 'sample-ngram';
+export const LLAMA_AI_CODE = 'llama';
 
 export interface OwnerKey {
   id: string;
@@ -40,6 +41,10 @@ export function sampleAiCodeDir(): string {
   return join(PROJECT_ROOT, 'worker-os', 'ai-code', SAMPLE_AI_CODE);
 }
 
+export function llamaAiCodeDir(): string {
+  return join(PROJECT_ROOT, 'worker-os', 'ai-code', LLAMA_AI_CODE);
+}
+
 export function fileDigest(path: string): string {
   return `sha256:${createHash('sha256').update(readFileSync(path)).digest('hex')}`;
 }
@@ -52,7 +57,8 @@ export function referenceServiceMeasurement(): string {
   return toHex(imageMeasurement('attestation-service', {}));
 }
 
-export function localManifest(input: { localRootPem: string; owner: OwnerKey; modelPath: string }): ManifestInput {
+/** `llamaModelPath`: also allow the llama AI code (engine vendored by its prepare.mjs) and its model. */
+export function localManifest(input: { localRootPem: string; owner: OwnerKey; modelPath: string; llamaModelPath?: string }): ManifestInput {
   return {
     version: 1,
     platforms: {
@@ -65,8 +71,17 @@ export function localManifest(input: { localRootPem: string; owner: OwnerKey; mo
         command: ['/usr/bin/node', '/app/server.mjs'],
         sandbox: { network: 'none', memoryLimitBytes: 1024 * 1024 * 1024, pidsLimit: 128, cpuQuotaPercent: 100, scratchBytes: 64 * 1024 * 1024 },
       },
+      ...(input.llamaModelPath
+        ? [{
+            name: LLAMA_AI_CODE,
+            imageDigest: directoryDigest(llamaAiCodeDir()),
+            command: ['/usr/bin/node', '/app/server.mjs'],
+            // The same sandbox as the sample's: the model (weights in /tmp) fits the scratch tmpfs.
+            sandbox: { network: 'none' as const, memoryLimitBytes: 1024 * 1024 * 1024, pidsLimit: 128, cpuQuotaPercent: 100, scratchBytes: 64 * 1024 * 1024 },
+          }]
+        : []),
     ],
-    models: [{ name: SAMPLE_AI_CODE, weightsDigest: fileDigest(input.modelPath), aiCode: [SAMPLE_AI_CODE] }],
+    models: [{ name: SAMPLE_AI_CODE, weightsDigest: fileDigest(input.modelPath), aiCode: [SAMPLE_AI_CODE] }, ...(input.llamaModelPath ? [{ name: LLAMA_AI_CODE, weightsDigest: fileDigest(input.llamaModelPath), aiCode: [LLAMA_AI_CODE] }] : [])],
     owners: [{ id: input.owner.id, publicKeyJwk: input.owner.publicKeyJwk }],
     limits: { secretLifetimeMs: 60 * 60_000, bundleMaxAgeMs: 10 * 60_000, replayWindowMs: 5 * 60_000, workerCertLifetimeMs: 60 * 60_000 },
   };
