@@ -187,6 +187,17 @@ async function listModels(obscuraFetch: ObscuraFetch, origin: string): Promise<s
   return (body.data ?? []).map((m) => m.id);
 }
 
+/** After a manifest fork: let the person forget the recorded history, if they expected a reset. */
+function offerReset(log: IndexedDbManifestLogStore): void {
+  const button = el('button', 'reset', 'Forget the recorded history and verify again');
+  button.type = 'button';
+  button.addEventListener('click', () => {
+    void log.clear().then(() => location.reload());
+  });
+  const p = el('p', 'small', 'Only if you expected this service to be reset (a new local deployment, say): otherwise it showed this browser a different history than before.');
+  $('f-status').append(p, button);
+}
+
 async function main(): Promise<void> {
   const origin = location.origin;
   $('endpoint-hint').textContent = origin;
@@ -220,6 +231,7 @@ async function main(): Promise<void> {
   } catch (e) {
     fact('f-status', '✗ Not verified: nothing will be sent', describeError(e), 'bad');
     setBadge('bad', 'NOT verified');
+    if (e instanceof ObscuraError && e.code === 'ERR_VALUE_MISMATCH' && /does not extend/.test(e.message)) offerReset(log);
     return;
   }
   setInterval(() => showAge(policy), 1000);

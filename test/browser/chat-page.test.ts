@@ -140,6 +140,31 @@ describe('the chat page served by the edge at /', () => {
     expect(await text('f-history')).toMatch(/the same head this browser saw before|extends what this browser saw before/);
   });
 
+  it('refuses a service whose history does not extend what this browser recorded; the person may reset it', async () => {
+    // Make the recorded history a different one, as if the service had shown a fork.
+    await page.evaluate(
+      (origin) =>
+        new Promise<void>((resolve, reject) => {
+          const open = indexedDB.open('obscura-client', 1);
+          open.onsuccess = () => {
+            const tx = open.result.transaction('manifest-log', 'readwrite');
+            tx.objectStore('manifest-log').put({ seq: 0, head: 'ab'.repeat(32) }, origin);
+            tx.oncomplete = () => resolve();
+            tx.onerror = () => reject(tx.error);
+          };
+          open.onerror = () => reject(open.error);
+        }),
+      new URL(system.edgeUrl).origin,
+    );
+    await page.reload();
+    await page.waitForSelector('body[data-attestation="failed"]', { timeout: 60_000 });
+    expect(await text('f-status')).toMatch(/does not extend the one this client trusted before/);
+    expect(await page.locator('#send').isDisabled()).toBe(true);
+    await page.click('#f-status button.reset');
+    await page.waitForSelector('body[data-attestation="verified"]', { timeout: 60_000 });
+    expect(await text('f-history')).toMatch(/first visit/);
+  });
+
   it('ran without a console error or a Content-Security-Policy violation', () => {
     expect(problems).toEqual([]);
   });

@@ -148,7 +148,7 @@ describe('obscura chat', () => {
     const none = await obscura(['chat']);
     expect(none.code).toBe(EXIT.USAGE);
     const unknown = await obscura(['chat', '--model', 'no-such-model', 'hello']);
-    expect(unknown.code).not.toBe(EXIT.OK);
+    expect(unknown.code).toBe(EXIT.USAGE);
     expect(unknown.stderr).toMatch(/no-such-model|model/);
   });
 });

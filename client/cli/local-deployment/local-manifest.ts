@@ -11,6 +11,7 @@ import type { ManifestInput } from '../../../shared/manifest/schema.ts';
 import { directoryDigest, imageMeasurement, PROJECT_ROOT } from '../../../worker-os/image-digest.ts';
 import { workerMeasuredConfig } from '../../../backend/worker-config.ts';
 import type { ClientPolicyInput } from '../../sdk/policy.ts';
+import { DEFAULT_SANDBOX_SETTINGS } from '../../../worker-os/sandbox/defaults.ts';
 
 export const LOCAL_OWNER_ID = 'local-owner';
 export const SAMPLE_AI_CODE = 'sample-ngram';
@@ -69,7 +70,7 @@ export function localManifest(input: { localRootPem: string; owner: OwnerKey; mo
         name: SAMPLE_AI_CODE,
         imageDigest: directoryDigest(sampleAiCodeDir()),
         command: ['/usr/bin/node', '/app/server.mjs'],
-        sandbox: { network: 'none', memoryLimitBytes: 1024 * 1024 * 1024, pidsLimit: 128, cpuQuotaPercent: 100, scratchBytes: 64 * 1024 * 1024 },
+        sandbox: { ...DEFAULT_SANDBOX_SETTINGS },
       },
       ...(input.llamaModelPath
         ? [{
@@ -77,7 +78,7 @@ export function localManifest(input: { localRootPem: string; owner: OwnerKey; mo
             imageDigest: directoryDigest(llamaAiCodeDir()),
             command: ['/usr/bin/node', '/app/server.mjs'],
             // The same sandbox as the sample's: the model (weights in /tmp) fits the scratch tmpfs.
-            sandbox: { network: 'none' as const, memoryLimitBytes: 1024 * 1024 * 1024, pidsLimit: 128, cpuQuotaPercent: 100, scratchBytes: 64 * 1024 * 1024 },
+            sandbox: { ...DEFAULT_SANDBOX_SETTINGS },
           }]
         : []),
     ],

@@ -94,6 +94,14 @@ export async function validateCertificatePath(options: ValidateCertificatePathOp
   if (isRoot(leaf)) throw new ObscuraError('ERR_CHAIN_INVALID', 'the leaf is itself a trusted root');
   const pool = (options.intermediates ?? []).map(parseCertificate).filter((c) => !isRoot(c));
 
+  // Without CRLs, only validity depends on `at`: a path validated before is re-checked for time alone.
+  const memoKey = options.crls === undefined ? pathMemoKey(leaf, pool, roots, maxIntermediates, options) : undefined;
+  const memo = memoKey === undefined ? undefined : validatedPaths.get(memoKey);
+  if (memo) {
+    checkValidity(memo.path, at);
+    return memo;
+  }
+
   const engine = pkijsEngine();
   const path = await buildPath(leaf, pool, roots, maxIntermediates, engine);
   const root = path[path.length - 1];
@@ -124,7 +132,38 @@ export async function validateCertificatePath(options: ValidateCertificatePathOp
 
   if (options.crls !== undefined) await checkRevocation(path, options.crls, at);
 
-  return Object.freeze({ leaf, intermediates: Object.freeze(path.slice(1, -1)), root, path: Object.freeze(path) });
+  const validated = Object.freeze({ leaf, intermediates: Object.freeze(path.slice(1, -1)), root, path: Object.freeze(path) });
+  if (memoKey !== undefined) {
+    if (validatedPaths.size >= MAX_MEMOIZED_PATHS) validatedPaths.delete(validatedPaths.keys().next().value!);
+    validatedPaths.set(memoKey, validated);
+  }
+  return validated;
+}
+
+/**
+ * Paths validated without CRLs, by their inputs. parseCertificate returns one object per DER, so an
+ * id per object identifies the bytes; the key also holds every option that changes the outcome.
+ */
+const MAX_MEMOIZED_PATHS = 256;
+const validatedPaths = new Map<string, ValidatedCertificatePath>();
+const certificateIds = new WeakMap<ParsedCertificate, number>();
+let nextCertificateId = 0;
+
+function certificateId(c: ParsedCertificate): number {
+  let id = certificateIds.get(c);
+  if (id === undefined) certificateIds.set(c, (id = nextCertificateId++));
+  return id;
+}
+
+function pathMemoKey(
+  leaf: ParsedCertificate,
+  pool: readonly ParsedCertificate[],
+  roots: readonly ParsedCertificate[],
+  maxIntermediates: number,
+  options: ValidateCertificatePathOptions,
+): string {
+  const ids = (cs: readonly ParsedCertificate[]) => cs.map(certificateId).sort((a, b) => a - b).join(',');
+  return JSON.stringify([certificateId(leaf), ids(pool), ids(roots), maxIntermediates, options.allowedCriticalExtensions ?? [], options.leafProfile ?? null]);
 }
 
 async function signedBy(cert: ParsedCertificate, issuer: ParsedCertificate, engine: ReturnType<typeof pkijsEngine>): Promise<boolean> {
