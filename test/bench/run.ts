@@ -343,6 +343,26 @@ await phase('attestation check, cold (fresh processes)', async () => {
   result.attestation_verify_cold_detail = { second_call_ms: c.secondCallMs, process_start_to_result_ms: c.processToResultMs, runs: c.n };
 });
 
+await phase('evidence verification per platform, cold and warm (fresh processes)', async () => {
+  const script = new URL('./evidence-platforms.ts', import.meta.url).pathname;
+  const out: Record<string, { cold: number; warm: number }> = {};
+  for (const platform of ['sev-snp-milan', 'sev-snp-genoa', 'tdx-spr-e4', 'nvidia-h100']) {
+    const cold: number[] = [];
+    const warm: number[] = [];
+    for (let i = 0; i < Math.min(RUNS, 3); i++) {
+      const line = execFileSync(process.execPath, ['--import', 'tsx', script, platform, '10'], { encoding: 'utf8' }).trim().split('\n').at(-1)!;
+      const r = JSON.parse(line) as { coldMs: number; warmMs: number[] };
+      cold.push(r.coldMs);
+      warm.push(...r.warmMs);
+    }
+    out[platform] = { cold: round(median(cold)), warm: round(median(warm)) };
+    spread[`evidence_verify_ms.${platform}.cold`] = spreadOf(cold);
+    spread[`evidence_verify_ms.${platform}.warm`] = spreadOf(warm);
+    step(`  ${platform}: cold ${num(out[platform].cold)} ms, warm ${num(out[platform].warm)} ms`);
+  }
+  result.evidence_verify_ms = out;
+});
+
 await phase(`system (AI code paced at ${PACED_TPS} tokens/s): ${STREAMS} concurrent streams`, async () => {
   running = await startBenchSystem(join(benchDir, 'system-paced'), { args: ['--tokens-per-second', String(PACED_TPS)] });
   const system = running;
@@ -464,6 +484,12 @@ const lines: string[] = [];
 lines.push(`Obscura bench: ${RUNS} runs per measurement (median; spread = min … max over runs), node ${process.version}, ${out.cpu.cores} × ${out.cpu.model}, load ${loadStart.join(' ')} → ${out.cpu.loadavg_end.join(' ')}, ${gvisor}`);
 lines.push('');
 lines.push(table(['metric', 'value', 'spread', 'target', ''], rows));
+const evidence = result.evidence_verify_ms as Record<string, { cold: number; warm: number }> | undefined;
+if (evidence) {
+  lines.push('');
+  lines.push('Evidence verification per platform (real vectors), ms:');
+  lines.push(table(['platform', 'cold', 'warm'], Object.entries(evidence).map(([k, v]) => [k, num(v.cold), num(v.warm)])));
+}
 const lat = result.latency_ms as Record<'c1' | 'c16', Record<string, ReturnType<typeof summarize>>> | undefined;
 if (lat) {
   lines.push('');
