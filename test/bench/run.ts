@@ -363,6 +363,13 @@ await phase('evidence verification per platform, cold and warm (fresh processes)
   result.evidence_verify_ms = out;
 });
 
+await phase('llama.cpp as the AI code (test/llama/bench.ts): sandbox vs plain process, and the path it adds', async () => {
+  if (flags.quick) return;
+  const script = new URL('../llama/bench.ts', import.meta.url).pathname;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', script, '--json', '--requests', '4', '--tokens', '64'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  result.llama = JSON.parse(out.trim().split('\n').at(-1)!);
+});
+
 await phase(`system (AI code paced at ${PACED_TPS} tokens/s): ${STREAMS} concurrent streams`, async () => {
   running = await startBenchSystem(join(benchDir, 'system-paced'), { args: ['--tokens-per-second', String(PACED_TPS)] });
   const system = running;

@@ -33,12 +33,13 @@ Options (each also an environment variable):
   --state-dir DIR        all state (keys, logs, sandboxes)      OBSCURA_STATE_DIR   (.obscura)
   --as-port N            attestation service, HTTPS             OBSCURA_AS_PORT     (8443)
   --worker-port N        worker agent + encryption proxy, HTTPS OBSCURA_WORKER_PORT (9443)
-  --edge-port N          edge (workerd via wrangler dev), HTTPS OBSCURA_EDGE_PORT   (8787)
+  --edge-port N          edge (workerd), HTTPS                  OBSCURA_EDGE_PORT   (8787)
   --proxy-port N         client proxy, OpenAI-compatible, HTTP  OBSCURA_PROXY_PORT  (8080)
   --padding-buckets LIST worker's event padding sizes (measured) OBSCURA_PADDING_BUCKETS
   --tokens-per-second N  pace the sample AI code (0 = unpaced)  OBSCURA_TOKENS_PER_SECOND (0)
   --ai-code NAME         the worker's AI code: sample-ngram, or llama (llama.cpp, a tiny generated
                          model; both are in the manifest)     OBSCURA_AI_CODE     (sample-ngram)
+  --edge-runtime R       how workerd runs the edge: miniflare (default) or wrangler (wrangler dev)
   --api-key KEY          the edge API key the client proxy sends OBSCURA_API_KEY (none: open local edge)
   --edge-url URL         the edge URL the client proxy uses (default https://127.0.0.1:EDGE-PORT),
                          e.g. a TLS front in between
@@ -69,6 +70,7 @@ export const upCommand: Command = {
         'ai-code': { type: 'string' },
         'edge-url': { type: 'string' },
         'api-key': { type: 'string' },
+        'edge-runtime': { type: 'string' },
         'worker-url': { type: 'string' },
         help: { type: 'boolean' },
       },
@@ -92,6 +94,8 @@ export const upCommand: Command = {
       io.err(`[obscura] --ai-code must be ${SAMPLE_AI_CODE} or ${LLAMA_AI_CODE}`);
       return EXIT.USAGE;
     }
+    const edgeRuntime = option(values, 'edge-runtime', 'OBSCURA_EDGE_RUNTIME', 'miniflare');
+    if (edgeRuntime !== 'miniflare' && edgeRuntime !== 'wrangler') throw new ObscuraError('ERR_USAGE', '--edge-runtime is miniflare or wrangler');
     const step = (line: string) => io.out(`[obscura] ${line}`);
     const parts: RunningPart[] = [];
     let stopping = false;
@@ -192,13 +196,30 @@ export const upCommand: Command = {
         // The chat page at / uses this local policy (a production page ships its own with its code).
         CLIENT_POLICY: JSON.stringify(clientPolicy),
       };
-      const edgeTs = nodeTs('edge/local-server.ts', [
-        '--port', String(ports.edge),
-        '--tls-cert', pki.servers.edge.certPath,
-        '--tls-key', pki.servers.edge.keyPath,
-        '--persist', join(stateDir, 'edge'),
-        ...Object.entries(edgeVars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
-      ]);
+      // Miniflare by default (no file watching, no body logging: see edge/local-server.ts);
+      // `--edge-runtime wrangler` runs the very same worker with `wrangler dev` instead.
+      const edgeTs =
+        edgeRuntime === 'wrangler'
+          ? {
+              command: join(PROJECT_ROOT, 'node_modules', '.bin', 'wrangler'),
+              args: [
+                'dev', '--local', '--ip', '127.0.0.1', '--port', String(ports.edge),
+                '--local-protocol', 'https',
+                '--https-key-path', pki.servers.edge.keyPath,
+                '--https-cert-path', pki.servers.edge.certPath,
+                '--persist-to', join(stateDir, 'edge'),
+                '--show-interactive-dev-session=false',
+                '--log-level', 'warn',
+                ...Object.entries(edgeVars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+              ],
+            }
+          : nodeTs('edge/local-server.ts', [
+              '--port', String(ports.edge),
+              '--tls-cert', pki.servers.edge.certPath,
+              '--tls-key', pki.servers.edge.keyPath,
+              '--persist', join(stateDir, 'edge'),
+              ...Object.entries(edgeVars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
+            ]);
       const edge = startPart({
         name: 'edge',
         ...edgeTs,
@@ -208,6 +229,7 @@ export const upCommand: Command = {
           WRANGLER_SEND_METRICS: 'false',
           WRANGLER_HIDE_BANNER: 'true', // no update check against the registry
           WRANGLER_LOG_PATH: join(stateDir, 'logs', 'wrangler'),
+          CI: 'true', // wrangler dev: no interactive session
         },
         logPath: join(stateDir, 'logs', 'edge.log'),
       });
@@ -222,7 +244,7 @@ export const upCommand: Command = {
           return true;
         },
       });
-      step(`edge (workerd) on ${edgeUrl}; chat page: ${edgeUrl}/ (it verifies and seals in the browser; trust the local CA ${pki.caPath} or accept the warning)`);
+      step(`edge (workerd via ${edgeRuntime === 'wrangler' ? 'wrangler dev' : 'Miniflare'}) on ${edgeUrl}; chat page: ${edgeUrl}/ (it verifies and seals in the browser; trust the local CA ${pki.caPath} or accept the warning)`);
       step(
         edgeAuth === 'open'
           ? 'edge API keys: open (any request is accepted until a key is added: node edge/scripts/api-key.mjs add --name NAME)'
