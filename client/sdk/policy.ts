@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ObscuraError } from '../../shared/errors.ts';
+import type { BundleVerificationPolicy } from '../../shared/protocol/verify-bundle.ts';
 
 export const ClientPolicySchema = z.strictObject({
   version: z.literal(1),
@@ -31,4 +32,18 @@ export function parseClientPolicy(doc: unknown): ClientPolicy {
     throw new ObscuraError('ERR_USAGE', `the client policy is not valid: ${r.error.issues.map((i) => `$.${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }
   return r.data;
+}
+
+/** What verifyBundle checks for a client with this policy, at `now` (optionally for a fresh nonce). */
+export function bundleVerificationOptions(policy: ClientPolicy, now: number, expectedNonce?: Uint8Array): BundleVerificationPolicy {
+  return {
+    trustedRootsPem: policy.service.trustedRoots,
+    serviceMeasurements: policy.service.measurements,
+    allowDebug: policy.service.allowDebug,
+    minTcb: policy.service.minTcb,
+    now,
+    maxAgeMs: policy.maxBundleAgeMs,
+    minProtocolVersion: policy.minProtocolVersion,
+    ...(expectedNonce ? { expectedNonce } : {}),
+  };
 }

@@ -14,7 +14,7 @@ import { importInferenceSecret } from '../../shared/protocol/request-keys.ts';
 import { verifyBundle, type VerifiedBundle } from '../../shared/protocol/verify-bundle.ts';
 import { fromWireError } from '../../shared/protocol/wire-error.ts';
 import { checkAndRecordChain, forkError, MemoryManifestLogStore, type ManifestLogStore } from './manifest-log.ts';
-import type { ClientPolicy } from './policy.ts';
+import { bundleVerificationOptions, type ClientPolicy } from './policy.ts';
 
 /** Re-fetch the bundle when less than this remains of its allowed age. */
 const BUNDLE_REFRESH_MARGIN_MS = 60_000;
@@ -82,16 +82,7 @@ export class ObscuraSession {
     if (res.status !== 200) throw fromWireError(res.status, await res.json().catch(() => undefined));
     const bytes = new Uint8Array(await res.arrayBuffer());
     const p = this.opts.policy;
-    const verified = await verifyBundle(bytes, {
-      trustedRootsPem: p.service.trustedRoots,
-      serviceMeasurements: p.service.measurements,
-      allowDebug: p.service.allowDebug,
-      minTcb: p.service.minTcb,
-      now,
-      maxAgeMs: p.maxBundleAgeMs,
-      minProtocolVersion: p.minProtocolVersion,
-      ...(nonce ? { expectedNonce: nonce } : {}),
-    });
+    const verified = await verifyBundle(bytes, bundleVerificationOptions(p, now, nonce));
     const fork = await checkAndRecordChain(this.log, verified.bundle.chain);
     if (!fork.extends) {
       if (p.onManifestFork === 'refuse') throw forkError(fork.message);

@@ -5,7 +5,7 @@
  * one. Prints one JSON line.
  */
 import { readFileSync } from 'node:fs';
-import { parseClientPolicy } from '../../client/sdk/policy.ts';
+import { bundleVerificationOptions, parseClientPolicy } from '../../client/sdk/policy.ts';
 import { verifyBundle } from '../../shared/protocol/verify-bundle.ts';
 
 const [bundlePath, policyPath, nowArg] = process.argv.slice(2);
@@ -18,15 +18,7 @@ const bytes = new Uint8Array(readFileSync(bundlePath));
 const p = parseClientPolicy(JSON.parse(readFileSync(policyPath, 'utf8')));
 const now = nowArg ? Number(nowArg) : Date.now();
 const check = () =>
-  verifyBundle(bytes, {
-    trustedRootsPem: p.service.trustedRoots,
-    serviceMeasurements: p.service.measurements,
-    allowDebug: p.service.allowDebug,
-    minTcb: p.service.minTcb,
-    now,
-    maxAgeMs: p.maxBundleAgeMs,
-    minProtocolVersion: p.minProtocolVersion,
-  });
+  verifyBundle(bytes, bundleVerificationOptions(p, now));
 const t0 = performance.now();
 await check();
 const t1 = performance.now();

@@ -12,6 +12,7 @@ import { BUNDLE_CONTENT_TYPE } from '../../../shared/protocol/constants.ts';
 import { verifyBundle } from '../../../shared/protocol/verify-bundle.ts';
 import type { RunningSystem } from '../../e2e/harness.ts';
 import { clientPolicy } from './paths.ts';
+import { bundleVerificationOptions } from '../../../client/sdk/policy.ts';
 import { median, round, spreadOf, summarize, type Spread } from './stats.ts';
 
 const COLD_SCRIPT = fileURLToPath(new URL('../verify-cold.ts', import.meta.url));
@@ -37,15 +38,7 @@ export async function fetchBundle(system: RunningSystem, dir: string): Promise<{
 export async function warmVerify(bytes: Uint8Array, stateDir: string, iterations = 40): Promise<{ p50: number; spread: Spread; n: number }> {
   const p = clientPolicy(stateDir);
   const check = () =>
-    verifyBundle(bytes, {
-      trustedRootsPem: p.service.trustedRoots,
-      serviceMeasurements: p.service.measurements,
-      allowDebug: p.service.allowDebug,
-      minTcb: p.service.minTcb,
-      now: Date.now(),
-      maxAgeMs: p.maxBundleAgeMs,
-      minProtocolVersion: p.minProtocolVersion,
-    });
+    verifyBundle(bytes, bundleVerificationOptions(p, Date.now()));
   for (let i = 0; i < 10; i++) await check();
   const ms: number[] = [];
   for (let i = 0; i < iterations; i++) {

@@ -17,7 +17,7 @@ import { BUNDLE_CONTENT_TYPE } from '../../../../shared/protocol/constants.ts';
 import { verifyBundle, type VerifiedBundle } from '../../../../shared/protocol/verify-bundle.ts';
 import { fromWireError } from '../../../../shared/protocol/wire-error.ts';
 import type { Manifest } from '../../../../shared/manifest/schema.ts';
-import { parseClientPolicy, type ClientPolicy } from '../../../sdk/policy.ts';
+import { bundleVerificationOptions, parseClientPolicy, type ClientPolicy } from '../../../sdk/policy.ts';
 
 export const DEFAULT_AS_URL = 'https://127.0.0.1:8443';
 
@@ -145,16 +145,7 @@ export class AdminClient {
   async attest(policy: ClientPolicy, now = Date.now()): Promise<AttestedService> {
     const nonce = randomBytes(32);
     const res = await this.send('POST', '/v1/attestation', { body: encodeDeterministic({ nonce }), contentType: 'application/cbor', accept: BUNDLE_CONTENT_TYPE, beforeAttest: true });
-    const verified = await verifyBundle(res.bytes, {
-      trustedRootsPem: policy.service.trustedRoots,
-      serviceMeasurements: policy.service.measurements,
-      allowDebug: policy.service.allowDebug,
-      minTcb: policy.service.minTcb,
-      now,
-      maxAgeMs: policy.maxBundleAgeMs,
-      minProtocolVersion: policy.minProtocolVersion,
-      expectedNonce: nonce,
-    });
+    const verified = await verifyBundle(res.bytes, bundleVerificationOptions(policy, now, nonce));
     if (!this.lastSeen || !equalBytes(this.lastSeen, verified.core.tlsKeySha256)) {
       throw new ObscuraError('ERR_VALUE_MISMATCH', `the TLS key of ${this.settings.asUrl} is not the one its evidence attests: something is in between`);
     }
