@@ -199,7 +199,8 @@ export class Sandbox {
   }
 }
 
-function canConnect(path: string): Promise<boolean> {
+/** Whether something listens on the unix socket at `path` (the AI code is up). */
+export function canConnect(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     s.once('connect', () => {

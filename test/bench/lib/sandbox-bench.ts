@@ -3,6 +3,7 @@
  * the local manifest's command and sandbox settings, the model on stdin) against the same AI code
  * started as a plain process (`node server.mjs`, OBSCURA_LISTEN on a temp socket, model on stdin).
  */
+import { canConnect } from '../../../worker-os/sandbox/sandbox.ts';
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,17 +16,6 @@ import { median, round, spreadOf, type Spread } from './stats.ts';
 
 const FIRST_REQUEST_TOKENS = 64;
 
-async function canConnect(path: string): Promise<boolean> {
-  const { connect } = await import('node:net');
-  return new Promise((resolve) => {
-    const s = connect(path);
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function firstRequest(socketPath: string): Promise<void> {
   const c = new Client('http://ai-code', { socketPath });
