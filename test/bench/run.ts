@@ -209,12 +209,17 @@ async function probes(system: RunningSystem, p: Paths): Promise<Record<string, n
   };
   const workerHealth = await run(get(`${system.workerUrl}/healthz`));
   const edgeHealth = await run(get(`${system.edgeUrl}/healthz`));
+  // A cached bundle (Obscura-Cache: HIT) against the same bundle fetched from the attestation service.
+  const cachedBundle = await run(get(`${system.edgeUrl}/v1/attestation`));
+  const serviceBundle = await run(get(`${system.asUrl}/v1/attestation`));
   const directKeepAlive = await run(() => directChat(p.direct, TOKENS));
   const directFresh = await run(freshConnection);
   return {
     https_keepalive_roundtrip_worker_healthz_ms: round(workerHealth),
     https_keepalive_roundtrip_edge_healthz_ms: round(edgeHealth),
     edge_trivial_request_added_ms: round(edgeHealth - workerHealth),
+    attestation_lookup_edge_cached_ms: round(cachedBundle),
+    attestation_lookup_service_direct_ms: round(serviceBundle),
     unix_socket_new_connection_added_ms: round(directFresh - directKeepAlive),
   };
 }
