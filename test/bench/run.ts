@@ -199,7 +199,7 @@ async function probes(system: RunningSystem, p: Paths): Promise<Record<string, n
   };
   const socketPath = aiSocketPath(system.stateDir, MODEL, system.processes ?? []);
   const freshConnection = async () => {
-    // As the encryption proxy's upstream client does (pipelining 0: no keep-alive): a new connection per request.
+    // What a new connection to the AI code costs (the encryption proxy keeps a pool of kept-alive ones).
     const c = new Client('http://ai-code', { socketPath, pipelining: 0 });
     try {
       await directChat(c, TOKENS);
