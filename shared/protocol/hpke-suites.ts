@@ -6,7 +6,7 @@
  */
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { XWing } from '@hpke/hybridkem-x-wing';
-import { bufferOf, randomBytes } from '../bytes.ts';
+import { bufferOf, concatBytes, randomBytes, utf8 } from '../bytes.ts';
 import { ObscuraError } from '../errors.ts';
 
 export const HPKE_SUITE_XWING = 'X-Wing(ML-KEM-768,X25519)/HKDF-SHA256/AES-256-GCM';
@@ -76,4 +76,46 @@ export async function checkHpkePublicKey(name: string, publicKey: Uint8Array): P
 export function chooseHpkeSuite(offered: readonly string[]): HpkeSuiteName {
   for (const s of HPKE_SUITES_BY_PREFERENCE) if (offered.includes(s)) return s;
   throw new ObscuraError('ERR_DOWNGRADE', `the service offers no HPKE suite this client accepts (offered: ${offered.join(', ') || 'none'})`);
+}
+
+/**
+ * Single-shot HPKE bound to a purpose: `info` = label ‖ context (a core digest, or a worker key
+ * digest), `aad` = the cleartext header. Inference secrets and model keys both travel this way.
+ */
+export async function sealBound(input: {
+  suite: string;
+  recipientPublicKey: Uint8Array;
+  label: string;
+  context: Uint8Array;
+  plaintext: Uint8Array;
+  aad: Uint8Array;
+}): Promise<{ enc: Uint8Array; ct: Uint8Array }> {
+  const suite = hpkeSuite(input.suite);
+  const recipientPublicKey = await suite.kem.deserializePublicKey(bufferOf(input.recipientPublicKey));
+  const sealed = await suite.seal({ recipientPublicKey, info: bufferOf(concatBytes(utf8(input.label), input.context)) }, bufferOf(input.plaintext), bufferOf(input.aad));
+  return { enc: new Uint8Array(sealed.enc), ct: new Uint8Array(sealed.ct) };
+}
+
+/** Opens what sealBound sealed; any failure is ERR_OPEN_FAILED with `what` in the message. */
+export async function openBound(input: {
+  suite: string;
+  recipientKey: CryptoKey;
+  label: string;
+  context: Uint8Array;
+  enc: Uint8Array;
+  ct: Uint8Array;
+  aad: Uint8Array;
+  what: string;
+}): Promise<Uint8Array> {
+  const suite = hpkeSuite(input.suite);
+  try {
+    const pt = await suite.open(
+      { recipientKey: input.recipientKey, enc: bufferOf(input.enc), info: bufferOf(concatBytes(utf8(input.label), input.context)) },
+      bufferOf(input.ct),
+      bufferOf(input.aad),
+    );
+    return new Uint8Array(pt);
+  } catch (cause) {
+    throw new ObscuraError('ERR_OPEN_FAILED', `${input.what} does not open: sealed for another key, bundle or purpose, or changed`, { cause });
+  }
 }

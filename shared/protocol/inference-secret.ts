@@ -3,11 +3,10 @@
  * (info binds the attested core's digest, so it opens only for the key that bundle vouched for), and
  * from the service to a certified worker (info binds the worker's attested HPKE key).
  */
-import { bufferOf, concatBytes, utf8 } from '../bytes.ts';
 import { asRecord, decodeStrict, encodeDeterministic, fieldBytes, fieldInt, fieldString } from '../cbor.ts';
 import { ObscuraError } from '../errors.ts';
 import { INFERENCE_SECRET_BYTES, PROTOCOL_VERSION, SECRET_ID_BYTES } from './constants.ts';
-import { hpkeSuite } from './hpke-suites.ts';
+import { openBound, sealBound } from './hpke-suites.ts';
 
 export interface SealedSecret {
   v: number;
@@ -38,15 +37,9 @@ export async function sealSecret(input: {
   meta: SecretMetadata;
 }): Promise<SealedSecret> {
   if (input.secret.length !== INFERENCE_SECRET_BYTES) throw new ObscuraError('ERR_USAGE', 'an inference secret is 32 bytes');
-  const suite = hpkeSuite(input.suite);
   const header = { v: PROTOCOL_VERSION, suite: input.suite, ...input.meta };
-  const recipientPublicKey = await suite.kem.deserializePublicKey(bufferOf(input.recipientPublicKey));
-  const sealed = await suite.seal(
-    { recipientPublicKey, info: bufferOf(concatBytes(utf8(input.label), input.context)) },
-    bufferOf(input.secret),
-    bufferOf(aadOf(header)),
-  );
-  return { ...header, enc: new Uint8Array(sealed.enc), ct: new Uint8Array(sealed.ct) };
+  const sealed = await sealBound({ ...input, plaintext: input.secret, aad: aadOf(header) });
+  return { ...header, ...sealed };
 }
 
 export async function openSecret(input: {
@@ -56,18 +49,7 @@ export async function openSecret(input: {
   context: Uint8Array;
 }): Promise<Uint8Array> {
   const { enc, ct, ...header } = input.sealed;
-  const suite = hpkeSuite(header.suite);
-  let pt: ArrayBuffer;
-  try {
-    pt = await suite.open(
-      { recipientKey: input.recipientKey, enc: bufferOf(enc), info: bufferOf(concatBytes(utf8(input.label), input.context)) },
-      bufferOf(ct),
-      bufferOf(aadOf(header)),
-    );
-  } catch (cause) {
-    throw new ObscuraError('ERR_OPEN_FAILED', 'the sealed inference secret does not open: sealed for another key or bundle, or changed', { cause });
-  }
-  const secret = new Uint8Array(pt);
+  const secret = await openBound({ ...input, suite: header.suite, enc, ct, aad: aadOf(header), what: 'the sealed inference secret' });
   if (secret.length !== INFERENCE_SECRET_BYTES) throw new ObscuraError('ERR_MALFORMED', 'an inference secret is 32 bytes');
   return secret;
 }

@@ -4,12 +4,11 @@
  * worker's attested HPKE key). The weights digest is in the associated data, so a key sealed for one
  * model cannot be passed off as another's.
  */
-import { bufferOf, concatBytes, utf8 } from '../bytes.ts';
 import { asRecord, decodeStrict, encodeDeterministic, fieldBytes, fieldInt, fieldString } from '../cbor.ts';
 import { ObscuraError } from '../errors.ts';
 import type { OwnerRequestFields } from '../manifest/owner-request.ts';
 import { PROTOCOL_VERSION } from './constants.ts';
-import { hpkeSuite } from './hpke-suites.ts';
+import { openBound, sealBound } from './hpke-suites.ts';
 
 export const MODEL_KEY_BYTES = 32;
 
@@ -32,24 +31,15 @@ export async function sealModelKey(input: {
   weightsDigest: string;
 }): Promise<SealedModelKey> {
   if (input.key.length !== MODEL_KEY_BYTES) throw new ObscuraError('ERR_USAGE', `a model key is ${MODEL_KEY_BYTES} bytes`);
-  const suite = hpkeSuite(input.suite);
   const header = { v: PROTOCOL_VERSION, suite: input.suite, weightsDigest: input.weightsDigest };
-  const recipientPublicKey = await suite.kem.deserializePublicKey(bufferOf(input.recipientPublicKey));
-  const sealed = await suite.seal({ recipientPublicKey, info: bufferOf(concatBytes(utf8(input.label), input.context)) }, bufferOf(input.key), bufferOf(aadOf(header)));
-  return { ...header, enc: new Uint8Array(sealed.enc), ct: new Uint8Array(sealed.ct) };
+  const sealed = await sealBound({ ...input, plaintext: input.key, aad: aadOf(header) });
+  return { ...header, ...sealed };
 }
 
 export async function openModelKey(input: { sealed: SealedModelKey; recipientKey: CryptoKey; label: string; context: Uint8Array }): Promise<Uint8Array> {
   const { enc, ct, ...header } = input.sealed;
   if (header.v !== PROTOCOL_VERSION) throw new ObscuraError('ERR_UNSUPPORTED_VERSION', `sealed model key version ${header.v} is not supported`);
-  const suite = hpkeSuite(header.suite);
-  let pt: ArrayBuffer;
-  try {
-    pt = await suite.open({ recipientKey: input.recipientKey, enc: bufferOf(enc), info: bufferOf(concatBytes(utf8(input.label), input.context)) }, bufferOf(ct), bufferOf(aadOf(header)));
-  } catch (cause) {
-    throw new ObscuraError('ERR_OPEN_FAILED', 'the sealed model key does not open: sealed for another key, bundle or model, or changed', { cause });
-  }
-  const key = new Uint8Array(pt);
+  const key = await openBound({ ...input, suite: header.suite, enc, ct, aad: aadOf(header), what: 'the sealed model key' });
   if (key.length !== MODEL_KEY_BYTES) throw new ObscuraError('ERR_MALFORMED', `a model key is ${MODEL_KEY_BYTES} bytes`);
   return key;
 }
