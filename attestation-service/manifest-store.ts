@@ -100,6 +100,12 @@ export class ManifestStore {
     return this.checkpoints[seq];
   }
 
+  /** The chain entry whose head this is, or undefined when the chain never reached it. */
+  seqOf(head: Uint8Array): number | undefined {
+    const seq = this.checkpoints.findIndex((c) => equalBytes(c.head, head));
+    return seq < 0 ? undefined : seq;
+  }
+
   /** The current manifest in the exact encoding its digest covers. */
   currentEncoded(): Uint8Array | undefined {
     return this.current ? encodeDeterministic(this.current) : undefined;

@@ -3,15 +3,19 @@
  * state, with their expiry and the manifest head they were sealed under. Bounded per store so no
  * client can exhaust memory.
  */
-import { fromHex, toHex } from '../shared/bytes.ts';
+import { equalBytes, fromHex, toHex } from '../shared/bytes.ts';
 import { ObscuraError } from '../shared/errors.ts';
 
 export const MAX_HELD_SECRETS = 100_000;
+/** Later manifests one secret may follow: bounds what one client can make the service keep. */
+export const MAX_ALLOWED_HEADS_PER_SECRET = 16;
 
 export interface HeldSecret {
   secret: Uint8Array;
   manifestHead: Uint8Array;
   expiresAt: number;
+  /** Later manifest heads the secret's holder allowed it to follow (secret-allowance.ts). */
+  allowedHeads: Uint8Array[];
 }
 
 export interface StoredSecret extends HeldSecret {
@@ -26,7 +30,7 @@ export class SecretStore {
   static restore(stored: readonly StoredSecret[], now: () => number = Date.now): SecretStore {
     const store = new SecretStore(now);
     const t = now();
-    for (const s of stored) if (s.expiresAt > t) store.secrets.set(toHex(s.sid), { secret: s.secret, manifestHead: s.manifestHead, expiresAt: s.expiresAt });
+    for (const s of stored) if (s.expiresAt > t) store.secrets.set(toHex(s.sid), { secret: s.secret, manifestHead: s.manifestHead, expiresAt: s.expiresAt, allowedHeads: [...s.allowedHeads] });
     return store;
   }
 
@@ -61,6 +65,26 @@ export class SecretStore {
       throw new ObscuraError('ERR_SECRET_EXPIRED', 'the inference secret has expired: exchange a new one');
     }
     return held;
+  }
+
+  /** Whether a worker admitted under `head` may have this secret. */
+  static releasableUnder(held: HeldSecret, head: Uint8Array): boolean {
+    return equalBytes(held.manifestHead, head) || held.allowedHeads.some((h) => equalBytes(h, head));
+  }
+
+  /**
+   * Let the secret follow a later head (its holder's allowance was checked by the caller). Returns an
+   * undo for when the change cannot be made durable; undefined when the head was allowed already.
+   */
+  allow(held: HeldSecret, head: Uint8Array): (() => void) | undefined {
+    if (SecretStore.releasableUnder(held, head)) return undefined;
+    if (held.allowedHeads.length >= MAX_ALLOWED_HEADS_PER_SECRET) {
+      throw new ObscuraError('ERR_POLICY_VIOLATION', `a secret may follow at most ${MAX_ALLOWED_HEADS_PER_SECRET} later manifests: exchange a new one`);
+    }
+    held.allowedHeads.push(head);
+    return () => {
+      held.allowedHeads = held.allowedHeads.filter((h) => h !== head);
+    };
   }
 
   get size(): number {

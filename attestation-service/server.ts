@@ -10,18 +10,23 @@ import { equalBytes, fromBase64Url, fromHex, sha256, toBase64Url, toHex, utf8 } 
 import { asRecord, decodeStrict, fieldBytes, fieldString } from '../shared/cbor.ts';
 import { ObscuraError } from '../shared/errors.ts';
 import { parseEvidence } from '../shared/attestation/evidence.ts';
+import { parseGpuEvidenceList } from '../shared/attestation/gpu-evidence.ts';
 import { checkpointToJson } from '../shared/manifest/checkpoint.ts';
 import { PURPOSE_MODEL_KEY_UPLOAD, PURPOSE_WORKER_REVOKE, verifyOwnerRequest } from '../shared/manifest/owner-request.ts';
 import { BUNDLE_CONTENT_TYPE, LABEL_MODEL_KEY_TO_SERVICE, LABEL_MODEL_KEY_TO_WORKER, LABEL_SECRET_TO_SERVICE, LABEL_SECRET_TO_WORKER, MODEL_KEY_CONTENT_TYPE, SECRET_CONTENT_TYPE } from '../shared/protocol/constants.ts';
 import { encodeSealedSecret, openSecret, parseSealedSecret, sealSecret } from '../shared/protocol/inference-secret.ts';
 import { encodeSealedModelKey, modelKeyUploadFields, openModelKey, sealModelKey, type SealedModelKey } from '../shared/protocol/model-key.ts';
+import { importInferenceSecret } from '../shared/protocol/request-keys.ts';
+import { deriveSecretAllowanceKey, parseSecretAllowance, verifySecretAllowance } from '../shared/protocol/secret-allowance.ts';
 import { toWireError } from '../shared/protocol/wire-error.ts';
 import type { HpkeKeyPair } from '../shared/protocol/hpke-suites.ts';
 import type { BundleIssuer } from './bundle-issuer.ts';
 import type { ManifestStore } from './manifest-store.ts';
 import type { ModelKeyStore } from './model-keys.ts';
-import type { SecretStore } from './secret-store.ts';
+import { SecretStore } from './secret-store.ts';
 import type { WorkerRegistry } from './worker-registry.ts';
+import type { StateHandoffSource } from './state-handoff.ts';
+import { STATE_HANDOFF_CONTENT_TYPE } from '../shared/protocol/state-handoff.ts';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const MIN_NONCE_BYTES = 16;
@@ -40,6 +45,7 @@ export interface ServiceContext {
   meshCaPem: string;
   checkpointKey: Uint8Array; // public point, also in the attested core
   persist: () => Promise<void>; // make every change so far durable
+  handoff?: StateHandoffSource; // moving the state to another attestation service (state-handoff.ts)
 }
 
 async function body(req: IncomingMessage): Promise<Uint8Array> {
@@ -172,7 +178,7 @@ const routes: [string, RegExp, Handler][] = [
     const key = ctx.hpke.find((k) => k.suite === sealed.suite);
     if (!key) throw new ObscuraError('ERR_UNSUPPORTED_VERSION', `HPKE suite ${sealed.suite} is not offered`);
     const secret = await openSecret({ sealed, recipientKey: key.privateKey, label: LABEL_SECRET_TO_SERVICE, context: digest });
-    ctx.secrets.put(sealed.sid, { secret, manifestHead: sealed.manifestHead, expiresAt: sealed.expiresAt });
+    ctx.secrets.put(sealed.sid, { secret, manifestHead: sealed.manifestHead, expiresAt: sealed.expiresAt, allowedHeads: [] });
     try {
       await ctx.persist();
     } catch (e) {
@@ -181,6 +187,30 @@ const routes: [string, RegExp, Handler][] = [
     }
     ctx.log({ event: 'secret-accepted', sid: toHex(sealed.sid), suite: sealed.suite, expiresAt: sealed.expiresAt });
     json(res, 201, { sid: toHex(sealed.sid), expiresAt: sealed.expiresAt });
+  }],
+
+  // The secret's holder lets it follow a later manifest of this chain (shared/protocol/secret-allowance.ts).
+  ['POST', /^\/v1\/secrets\/allow$/, async (ctx, req, res) => {
+    const allowance = parseSecretAllowance(await body(req));
+    const held = ctx.secrets.get(allowance.sid);
+    if (!equalBytes(allowance.fromHead, held.manifestHead)) throw new ObscuraError('ERR_VALUE_MISMATCH', 'the allowance names another head than the one the secret was sealed under');
+    const fromSeq = ctx.manifests.seqOf(allowance.fromHead);
+    const toSeq = ctx.manifests.seqOf(allowance.toHead);
+    if (fromSeq === undefined || toSeq === undefined) throw new ObscuraError('ERR_VALUE_MISMATCH', 'the allowance names a head this service\'s manifest chain never reached');
+    if (toSeq <= fromSeq) throw new ObscuraError('ERR_VALUE_MISMATCH', `a secret may only follow a later manifest (entry ${toSeq} is not after entry ${fromSeq})`);
+    const secretKey = await importInferenceSecret(held.secret);
+    await verifySecretAllowance(await deriveSecretAllowanceKey(secretKey), allowance);
+    const undo = ctx.secrets.allow(held, allowance.toHead);
+    if (undo) {
+      try {
+        await ctx.persist();
+      } catch (e) {
+        undo();
+        throw e;
+      }
+    }
+    ctx.log({ event: 'secret-allowed', sid: toHex(allowance.sid), fromSeq, toSeq, changed: undo !== undefined });
+    json(res, 200, { sid: toHex(allowance.sid), seq: toSeq });
   }],
 
   ['POST', /^\/v1\/workers\/challenge$/, async (ctx, _req, res) => json(res, 200, ctx.workers.challenge())],
@@ -195,6 +225,7 @@ const routes: [string, RegExp, Handler][] = [
         hpkeSuite: fieldString(m, 'hpkeSuite', 'registration'),
         certSpki: fieldBytes(m, 'certSpki', 'registration'),
         endpoint: fieldString(m, 'endpoint', 'registration'),
+        gpuEvidence: parseGpuEvidenceList(m.gpuEvidence, 'registration.gpuEvidence'),
       });
       try {
         await ctx.persist();
@@ -202,7 +233,7 @@ const routes: [string, RegExp, Handler][] = [
         ctx.workers.forget(worker);
         throw e;
       }
-      ctx.log({ event: 'worker-admitted', workerId: worker.workerId, measurement: worker.measurement, endpoint: worker.endpoint, hpkeSuite: worker.hpkeSuite });
+      ctx.log({ event: 'worker-admitted', workerId: worker.workerId, measurement: worker.measurement, endpoint: worker.endpoint, hpkeSuite: worker.hpkeSuite, gpus: (worker.gpus ?? []).map((g) => ({ kind: g.kind, driverVersion: g.driverVersion, vbiosVersion: g.vbiosVersion })) });
       json(res, 200, {
         workerId: worker.workerId,
         certificatePem,
@@ -221,10 +252,12 @@ const routes: [string, RegExp, Handler][] = [
       workers: ctx.workers.list().map((w) => ({
         workerId: w.workerId,
         endpoint: w.endpoint,
+        platform: w.platform ?? 'sev-snp', // admissions from before TDX were SEV-SNP
         measurement: w.measurement,
         admittedAt: w.admittedAt,
         certExpiresAt: w.certExpiresAt,
         revoked: w.revoked,
+        gpus: (w.gpus ?? []).map((g) => ({ kind: g.kind, driverVersion: g.driverVersion, vbiosVersion: g.vbiosVersion, measurementCount: g.measurementCount, measurementsSha256: g.measurementsSha256, fwid: g.fwid, rootFingerprintSha256: g.root.fingerprintSha256 })),
         current: equalBytes(w.admittedUnder, ctx.manifests.head) && !w.revoked && w.certExpiresAt > ctx.now(),
       })),
     });
@@ -249,8 +282,9 @@ const routes: [string, RegExp, Handler][] = [
     const worker = peerWorker(ctx, req);
     const sid = fromHex(sidHex);
     const held = ctx.secrets.get(sid);
-    if (!equalBytes(held.manifestHead, worker.admittedUnder)) {
-      // The worker is current, so the secret predates the manifest: its owner must exchange a new one.
+    if (!SecretStore.releasableUnder(held, worker.admittedUnder)) {
+      // The worker is current, so the secret predates the manifest: its owner must exchange a new one
+      // (or allow this manifest for it).
       throw new ObscuraError('ERR_UNKNOWN_SECRET', 'the secret was sealed under an earlier manifest than this worker was admitted under: exchange a new one');
     }
     const sealed = await sealSecret({
@@ -316,7 +350,29 @@ const routes: [string, RegExp, Handler][] = [
     ctx.log({ event: 'model-key-released', weightsDigest, aiCode, workerId: worker.workerId });
     send(res, 200, MODEL_KEY_CONTENT_TYPE, encodeSealedModelKey(sealed));
   }],
+
+  // Moving the state to another attestation service (state-handoff.ts): whether this one handed off,
+  // a one-time challenge, and the state sealed to an attested successor the manifest allows.
+  ['GET', /^\/v1\/handoff$/, async (ctx, _req, res) => json(res, 200, ctx.handoff?.status() ?? { handedOff: false })],
+
+  ['POST', /^\/v1\/handoff\/challenge$/, async (ctx, _req, res) => json(res, 200, handoffOf(ctx).challenge())],
+
+  ['POST', /^\/v1\/handoff$/, async (ctx, req, res) => {
+    send(res, 200, STATE_HANDOFF_CONTENT_TYPE, await handoffOf(ctx).handOff(ctx, await body(req)));
+  }],
 ];
+
+function handoffOf(ctx: ServiceContext): StateHandoffSource {
+  if (!ctx.handoff) throw new ObscuraError('ERR_USAGE', 'this service cannot hand off its state');
+  return ctx.handoff;
+}
+
+/** POSTs that change nothing a handoff carries (the handoff's own routes guard themselves). */
+const NON_CHANGING_POSTS = [/^\/v1\/attestation$/, /^\/v1\/workers\/challenge$/, /^\/v1\/handoff(\/challenge)?$/];
+/** GETs that hand out what the service holds: after a handoff that custody is the new service's. */
+const RELEASING_GETS = /^\/v1\/workers\/(secrets|models)\//;
+const changesOrReleasesState = (method: string | undefined, path: string) =>
+  method === 'GET' ? RELEASING_GETS.test(path) : !NON_CHANGING_POSTS.some((p) => p.test(path));
 
 export function createServiceServer(ctx: ServiceContext, tls: { certPem: string; keyPem: string }): Server {
   return createServer(
@@ -327,7 +383,14 @@ export function createServiceServer(ctx: ServiceContext, tls: { certPem: string;
       try {
         for (const [method, pattern, handler] of routes) {
           const match = pattern.exec(path);
-          if (match && req.method === method) return await handler(ctx, req, res, match.slice(1), url.searchParams);
+          if (!match || req.method !== method) continue;
+          // The one guard for a service that handed its state off (or is handing it off right now).
+          const release = changesOrReleasesState(method, path) ? ctx.handoff?.admit() : undefined;
+          try {
+            return await handler(ctx, req, res, match.slice(1), url.searchParams);
+          } finally {
+            release?.();
+          }
         }
         json(res, 404, { error: { code: 'ERR_USAGE', message: `no route ${req.method} ${path}` } });
       } catch (e) {

@@ -25,6 +25,18 @@ export interface ServiceKeyMaterial {
   checkpointKeyPkcs8: Uint8Array;
 }
 
+/**
+ * Set once this service handed its state to another (state-handoff.ts): it then changes nothing more,
+ * so two live copies cannot fork the chain. Never part of the state it hands over.
+ */
+export interface HandedOffRecord {
+  at: number; // ms since epoch
+  to: string; // the new service's endpoint, as its evidence bound it
+  measurement: string; // hex, the new service's launch measurement
+  targetEvidenceSha256: Uint8Array;
+  manifestHead: Uint8Array; // the head the state was handed over at
+}
+
 export interface ServiceStateSnapshot {
   format: typeof STATE_FORMAT;
   keys: ServiceKeyMaterial;
@@ -32,6 +44,7 @@ export interface ServiceStateSnapshot {
   workers: WorkerRegistrySnapshot;
   secrets: StoredSecret[];
   modelKeys: StoredModelKey[];
+  handedOff?: HandedOffRecord;
 }
 
 export function encodeServiceState(s: ServiceStateSnapshot): Uint8Array {
@@ -74,7 +87,16 @@ function workerOf(v: unknown, i: number): RegisteredWorker {
 function secretOf(v: unknown, i: number): StoredSecret {
   const s = asRecord(v, `secret ${i}`);
   check(bytesOk(s.sid, 16) && bytesOk(s.secret, 32) && bytesOk(s.manifestHead, 32) && intOk(s.expiresAt), `secret ${i}`);
-  return { sid: s.sid, secret: s.secret, manifestHead: s.manifestHead, expiresAt: s.expiresAt };
+  // Later heads its holder allowed (absent in states written before allowances existed).
+  const allowed = s.allowedHeads === undefined ? [] : s.allowedHeads;
+  check(Array.isArray(allowed) && allowed.every((h) => bytesOk(h, 32)), `secret ${i}`);
+  return { sid: s.sid, secret: s.secret, manifestHead: s.manifestHead, expiresAt: s.expiresAt, allowedHeads: allowed as Uint8Array[] };
+}
+
+function handedOffOf(v: unknown): HandedOffRecord {
+  const h = asRecord(v, 'handedOff');
+  check(intOk(h.at) && typeof h.to === 'string' && typeof h.measurement === 'string' && bytesOk(h.targetEvidenceSha256, 32) && bytesOk(h.manifestHead, 32), 'handedOff');
+  return { at: h.at, to: h.to, measurement: h.measurement, targetEvidenceSha256: h.targetEvidenceSha256, manifestHead: h.manifestHead };
 }
 
 function modelKeyOf(v: unknown, i: number): StoredModelKey {
@@ -113,6 +135,7 @@ export function decodeServiceState(bytes: Uint8Array, path: string): ServiceStat
       },
       secrets: arr(m.secrets, 'secrets').map(secretOf),
       modelKeys: arr(m.modelKeys, 'modelKeys').map(modelKeyOf),
+      ...(m.handedOff === undefined ? {} : { handedOff: handedOffOf(m.handedOff) }),
     };
   } catch (cause) {
     if (cause instanceof SealedStateError) throw cause;

@@ -15,6 +15,7 @@ import { ModelKeyStore } from './model-keys.ts';
 import { SEALING_PURPOSE, SealedStateError, SealedStateFile } from './sealed-state.ts';
 import { SecretStore } from './secret-store.ts';
 import { type ServiceContext } from './server.ts';
+import { StateHandoffSource } from './state-handoff.ts';
 import { STATE_FORMAT, StateWriter, decodeServiceState, encodeServiceState, type ServiceKeyMaterial, type ServiceStateSnapshot } from './service-state.ts';
 import { WorkerRegistry } from './worker-registry.ts';
 
@@ -25,8 +26,8 @@ const MESH_CA_RENEW_BEFORE_MS = 7 * 24 * 3600_000;
 export interface OpenedService {
   ctx: ServiceContext;
   state: StateWriter;
-  /** Why the state was (re)made, for the start log: 'created', 'restored', 'restored-new-mesh-ca'. */
-  origin: 'created' | 'restored' | 'restored-new-mesh-ca';
+  /** Why the state was (re)made, for the start log: 'created', 'restored', 'restored-new-mesh-ca', 'handed-over'. */
+  origin: 'created' | 'restored' | 'restored-new-mesh-ca' | 'handed-over';
   close(): Promise<void>;
 }
 
@@ -57,6 +58,12 @@ export async function openAttestationService(input: {
   tlsCertPem: string;
   log: (event: Record<string, unknown>) => void;
   now?: () => number;
+  /**
+   * A fresh service takes its state from another attestation service (state-handoff.ts
+   * receiveStateHandoff); called under the directory's lock, and only when it holds no state yet, so a
+   * service with a state never asks another to hand over (which would freeze that one for nothing).
+   */
+  adopt?: () => Promise<ServiceStateSnapshot>;
 }): Promise<OpenedService> {
   const now = input.now ?? Date.now;
   const file = await SealedStateFile.create(input.stateDir, await input.tee.sealingKey(SEALING_PURPOSE), input.measurement);
@@ -65,8 +72,14 @@ export async function openAttestationService(input: {
     const plaintext = await file.read();
     let origin: OpenedService['origin'] = plaintext ? 'restored' : 'created';
     let snap: ServiceStateSnapshot;
+    if (plaintext && input.adopt) {
+      throw new ObscuraError('ERR_USAGE', `${file.path} holds a state already: a handed-over state goes only to a service with an empty state directory`);
+    }
     if (plaintext) snap = decodeServiceState(plaintext, file.path);
-    else {
+    else if (input.adopt) {
+      snap = await input.adopt();
+      origin = 'handed-over';
+    } else {
       snap = {
         format: STATE_FORMAT,
         keys: await freshKeys(now()),
@@ -112,6 +125,7 @@ export async function openAttestationService(input: {
       checkpointKey: checkpointKey.publicKey,
       now,
     });
+    let handoff: StateHandoffSource | undefined;
     const snapshot = (): ServiceStateSnapshot => ({
       format: STATE_FORMAT,
       keys,
@@ -119,8 +133,10 @@ export async function openAttestationService(input: {
       workers: workers.snapshot(),
       secrets: secrets.snapshot(),
       modelKeys: models.snapshot(),
+      ...(handoff?.record ? { handedOff: handoff.record } : {}),
     });
     const state = new StateWriter(file, snapshot);
+    handoff = new StateHandoffSource({ record: snap.handedOff, snapshot, persist: () => state.persist(), now, log: input.log });
     manifests.setDurability((pending, commit) => state.persistThenCommit((s) => ({ ...s, manifests: pending }), commit));
     // Durable before serving: a fresh service's keys, or a restored one's upgrades, are on disk first.
     await file.write(encodeServiceState(snapshot()));
@@ -136,6 +152,7 @@ export async function openAttestationService(input: {
       meshCaPem: meshCa.certificatePem,
       checkpointKey: checkpointKey.publicKey,
       persist: () => state.persist(),
+      handoff,
     };
     return { ctx, state, origin, close: unlock };
   } catch (e) {

@@ -1,18 +1,24 @@
 /**
- * Worker registration: one-time challenges, evidence checked against the current manifest (measurement,
- * roots, policy) and bound to the challenge and the worker's keys, then a short-lived mesh certificate.
+ * Worker registration: one-time challenges, evidence (SEV-SNP or TDX) checked against the current
+ * manifest's reference values for its platform (measurement, roots, policy) and bound to the challenge
+ * and the worker's keys, then a short-lived mesh certificate.
  * A manifest change makes every worker re-attest: admissions are tied to the head they were made under.
  * Owners can revoke a worker: its identity gets nothing more, and (by default) neither does any worker
  * on the same machine (chip), since a fresh identity is one registration away.
+ * GPU evidence, when the manifest names reference values for the GPU's kind, must carry the nonce
+ * derived from the same challenge and keys (so CPU and GPU evidence of different registrations cannot
+ * be combined) and match those values; a manifest that requires a GPU admits no worker without one.
  */
 import { createHash } from 'node:crypto';
 import { equalBytes, randomBytes, sha256, toBase64Url, toHex } from '../shared/bytes.ts';
 import { ObscuraError } from '../shared/errors.ts';
 import type { Evidence } from '../shared/attestation/evidence.ts';
-import { verifyEvidenceAgainstReference, type EvidenceFacts } from '../shared/attestation/verify-evidence.ts';
+import { verifyEvidenceAgainstReference, verifyGpuEvidenceAgainstReference, type EvidenceFacts, type GpuEvidenceFacts } from '../shared/attestation/verify-evidence.ts';
+import { GPU_KINDS, type GpuEvidence } from '../shared/attestation/gpu-evidence.ts';
+import type { Manifest } from '../shared/manifest/schema.ts';
 import { issueLeafCertificate } from '../shared/pki/issue-certificate.ts';
 import { checkHpkePublicKey, isHpkeSuiteName } from '../shared/protocol/hpke-suites.ts';
-import { WORKER_REGISTRATION_NONCE_BYTES, workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
+import { WORKER_REGISTRATION_NONCE_BYTES, workerRegistrationGpuNonce, workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
 import type { ManifestStore } from './manifest-store.ts';
 
 const CHALLENGE_TTL_MS = 60_000;
@@ -26,13 +32,20 @@ export interface RegisteredWorker {
   hpkePublicKey: Uint8Array;
   hpkeSuite: string;
   admittedUnder: Uint8Array; // manifest head at admission
-  measurement: string;
-  chipId: string; // hex; all zeros when the platform masks it
+  /** The CPU TEE the evidence came from (absent in states written before TDX workers). */
+  platform?: Evidence['platform'];
+  measurement: string; // hex: SEV-SNP MEASUREMENT or TDX MRTD
+  chipId: string; // hex: SEV-SNP CHIP_ID, TDX PCK PPID; all zeros when the platform masks it
   endpoint: string;
   admittedAt: number;
   certExpiresAt: number;
   revoked: boolean;
+  /** The GPUs whose evidence matched the manifest's GPU reference values (absent: none checked). */
+  gpus?: RegisteredGpu[];
 }
+
+/** What the service verified about one of a worker's GPUs (driver, VBIOS, a digest of its measurements, root). */
+export type RegisteredGpu = GpuEvidenceFacts;
 
 export interface RegistrationRequest {
   nonce: Uint8Array;
@@ -41,6 +54,8 @@ export interface RegistrationRequest {
   hpkeSuite: string;
   certSpki: Uint8Array;
   endpoint: string;
+  /** The worker's GPUs' evidence, each made with workerRegistrationGpuNonce of this registration. */
+  gpuEvidence?: GpuEvidence[];
 }
 
 export interface WorkerRegistrySnapshot {
@@ -101,15 +116,12 @@ export class WorkerRegistry {
     await checkHpkePublicKey(req.hpkeSuite, req.hpkePublicKey);
     const head = this.manifests.head;
     const facts = await verifyEvidenceAgainstReference(req.evidence, manifest.platforms, new Date(this.now()));
-    const expected = await workerRegistrationReportData({
-      nonce: req.nonce,
-      hpkePublicKey: req.hpkePublicKey,
-      hpkeSuite: req.hpkeSuite,
-      certKeySha256: await sha256(req.certSpki),
-    });
+    const binding = { nonce: req.nonce, hpkePublicKey: req.hpkePublicKey, hpkeSuite: req.hpkeSuite, certKeySha256: await sha256(req.certSpki) };
+    const expected = await workerRegistrationReportData(binding);
     if (!equalBytes(facts.reportData, expected)) {
       throw new ObscuraError('ERR_VALUE_MISMATCH', 'the evidence does not bind this challenge and these keys');
     }
+    const gpus = await verifyGpus(manifest, req.gpuEvidence ?? [], await workerRegistrationGpuNonce(binding), new Date(this.now()));
     const chipId = toHex(facts.chipId);
     if (this.revokedChips.has(chipId)) throw new ObscuraError('ERR_REVOKED', 'an owner revoked the workers of this machine');
     const workerId = toHex(await sha256(req.hpkePublicKey)).slice(0, 16);
@@ -133,12 +145,14 @@ export class WorkerRegistry {
       hpkePublicKey: req.hpkePublicKey,
       hpkeSuite: req.hpkeSuite,
       admittedUnder: head,
+      platform: facts.platform,
       measurement: toHex(facts.measurement),
       chipId,
       endpoint: req.endpoint,
       admittedAt: now,
       certExpiresAt,
       revoked: false,
+      ...(manifest.gpus ? { gpus } : {}),
     };
     this.prune();
     this.workers.set(worker.certFingerprint, worker);
@@ -187,6 +201,31 @@ export class WorkerRegistry {
     const cutoff = this.now() - KEEP_EXPIRED_MS;
     for (const [fp, w] of this.workers) if (w.certExpiresAt < cutoff) this.workers.delete(fp);
   }
+}
+
+/**
+ * Each GPU evidence whose kind the manifest has reference values for: verified against them with the
+ * registration's GPU nonce. Evidence of a kind the manifest does not name is not part of admission, so
+ * it is neither checked nor recorded. A kind marked `required` needs at least one verified GPU.
+ */
+async function verifyGpus(manifest: Manifest, evidence: readonly GpuEvidence[], gpuNonce: Uint8Array, at: Date): Promise<RegisteredGpu[]> {
+  const references = manifest.gpus ?? {};
+  const verified: RegisteredGpu[] = [];
+  const leaves = new Set<string>();
+  for (const e of evidence) {
+    if (!references[e.kind]) continue;
+    // One GPU counted twice would overstate what the worker has.
+    const leaf = toHex(await sha256(e.certChain[0]));
+    if (leaves.has(leaf)) throw new ObscuraError('ERR_VALUE_MISMATCH', 'the same GPU\'s evidence is in the registration twice');
+    leaves.add(leaf);
+    verified.push(await verifyGpuEvidenceAgainstReference(e, references, at, gpuNonce));
+  }
+  for (const kind of GPU_KINDS) {
+    if (references[kind]?.required && !verified.some((g) => g.kind === kind)) {
+      throw new ObscuraError('ERR_POLICY_VIOLATION', `the manifest requires ${kind} GPU evidence, and the registration has none`);
+    }
+  }
+  return verified;
 }
 
 function isAllZeroHex(hex: string): boolean {

@@ -1,6 +1,6 @@
 /**
- * The worker's side of the attestation service API: registration (challenge, evidence, certificate)
- * and secret release over mutual TLS with the certificate the service issued.
+ * The worker's side of the attestation service API: registration (challenge, CPU evidence and the
+ * GPUs' evidence, certificate) and secret release over mutual TLS with the certificate the service issued.
  */
 import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { Agent, request } from 'undici';
@@ -8,12 +8,13 @@ import { sha256, toHex, fromBase64Url } from '../shared/bytes.ts';
 import { encodeDeterministic } from '../shared/cbor.ts';
 import { ObscuraError } from '../shared/errors.ts';
 import { encodeEvidence } from '../shared/attestation/evidence.ts';
+import { encodeGpuEvidence } from '../shared/attestation/gpu-evidence.ts';
 import { generateHpkeKeyPair, type HpkeKeyPair } from '../shared/protocol/hpke-suites.ts';
 import { parseSealedSecret, type SealedSecret } from '../shared/protocol/inference-secret.ts';
 import { parseSealedModelKey, type SealedModelKey } from '../shared/protocol/model-key.ts';
 import { fromWireError } from '../shared/protocol/wire-error.ts';
-import { workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
-import type { TeeProvider } from '../worker-os/tee/provider.ts';
+import { workerRegistrationGpuNonce, workerRegistrationReportData } from '../shared/protocol/worker-registration.ts';
+import type { GpuEvidenceProvider, TeeProvider } from '../worker-os/tee/provider.ts';
 
 export interface WorkerIdentity {
   hpke: HpkeKeyPair; // secrets are released sealed to this key, which the evidence binds
@@ -44,8 +45,11 @@ export class AttestationServiceClient {
 
   private readonly plainAgent = () => new Agent({ connect: { ca: this.tls.ca } });
 
-  /** Register: fresh keys, a service nonce, evidence binding both, and a certificate in return. */
-  async register(tee: TeeProvider, endpoint: string): Promise<WorkerIdentity> {
+  /**
+   * Register: fresh keys, a service nonce, evidence binding both, and a certificate in return. Each of
+   * `gpus` attests with the GPU nonce derived from the same nonce and keys.
+   */
+  async register(tee: TeeProvider, endpoint: string, gpus: readonly GpuEvidenceProvider[] = []): Promise<WorkerIdentity> {
     const agent = this.plainAgent();
     try {
       const ch = await request(`${this.baseUrl}/v1/workers/challenge`, { method: 'POST', dispatcher: agent });
@@ -56,10 +60,20 @@ export class AttestationServiceClient {
       const hpke = await generateHpkeKeyPair();
       const { privateKey: certKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const certSpki = new Uint8Array(createPublicKey(certKey).export({ type: 'spki', format: 'der' }));
-      const reportData = await workerRegistrationReportData({ nonce, hpkePublicKey: hpke.publicKey, hpkeSuite: hpke.suite, certKeySha256: await sha256(certSpki) });
-      const evidence = await tee.attest(reportData);
+      const binding = { nonce, hpkePublicKey: hpke.publicKey, hpkeSuite: hpke.suite, certKeySha256: await sha256(certSpki) };
+      const evidence = await tee.attest(await workerRegistrationReportData(binding));
+      const gpuNonce = await workerRegistrationGpuNonce(binding);
+      const gpuEvidence = await Promise.all(gpus.map((gpu) => gpu.attest(gpuNonce)));
 
-      const body = encodeDeterministic({ nonce, evidence: encodeEvidence(evidence), hpkePublicKey: hpke.publicKey, hpkeSuite: hpke.suite, certSpki, endpoint });
+      const body = encodeDeterministic({
+        nonce,
+        evidence: encodeEvidence(evidence),
+        hpkePublicKey: hpke.publicKey,
+        hpkeSuite: hpke.suite,
+        certSpki,
+        endpoint,
+        ...(gpuEvidence.length > 0 ? { gpuEvidence: gpuEvidence.map(encodeGpuEvidence) } : {}),
+      });
       const res = await request(`${this.baseUrl}/v1/workers/register`, {
         method: 'POST',
         body,

@@ -17,6 +17,9 @@ import { createLogger, flag, onShutdown } from '../worker-os/process-lifecycle.t
 import { ensureRunsc } from '../worker-os/sandbox/runsc.ts';
 import { sweepSandboxes } from '../worker-os/sandbox/sandbox.ts';
 import { simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
+import { simulatedTdxProvider } from '../worker-os/tee/simulated-tdx.ts';
+import { simulatedGpuProvider } from '../worker-os/tee/simulated-gpu.ts';
+import type { GpuEvidenceProvider } from '../worker-os/tee/provider.ts';
 import { AiCodeSupervisor } from './ai-code-supervisor.ts';
 import { createAgentServer } from './agent-server.ts';
 import { AgentApi, AsManifestSource } from './agent-api.ts';
@@ -47,7 +50,16 @@ const paddingBuckets = flag(argv, 'padding-buckets', 'OBSCURA_PADDING_BUCKETS', 
   .filter((n) => n > 0);
 
 const measurement = imageMeasurement('worker', workerMeasuredConfig({ paddingBuckets }));
-const tee = await simulatedSnpProvider({ hardwareDir: teeDir, measurement });
+// The machine's TEE: the simulated SEV-SNP chip (default) or the simulated TDX machine, each reporting
+// the same image measurement (as MEASUREMENT or MRTD).
+const teeKind = flag(argv, 'tee', 'OBSCURA_WORKER_TEE', 'snp');
+if (teeKind !== 'snp' && teeKind !== 'tdx') throw new ObscuraError('ERR_USAGE', '--tee must be snp or tdx');
+const tee = teeKind === 'tdx' ? await simulatedTdxProvider({ hardwareDir: teeDir, measurement }) : await simulatedSnpProvider({ hardwareDir: teeDir, measurement });
+// The machine's GPUs: 'simulated' (the simulated machine's H100) or 'none' (a CPU-only worker, which a
+// manifest admits only when it requires no GPU).
+const gpuMode = flag(argv, 'gpu', 'OBSCURA_WORKER_GPU', 'simulated');
+if (gpuMode !== 'simulated' && gpuMode !== 'none') throw new ObscuraError('ERR_USAGE', '--gpu must be simulated or none');
+const gpus: GpuEvidenceProvider[] = gpuMode === 'none' ? [] : [await simulatedGpuProvider({ hardwareDir: teeDir })];
 const runsc = ensureRunsc((line) => log({ event: 'step', line }));
 sweepSandboxes(runsc, stateDir);
 
@@ -147,10 +159,10 @@ let renewTimer: NodeJS.Timeout | undefined;
 async function register(reason: 'start' | 'renew' | 'retry' | 'manifest-changed' = 'start'): Promise<void> {
   clearTimeout(renewTimer);
   try {
-    const next = await asClient.register(tee, endpoint);
+    const next = await asClient.register(tee, endpoint, gpus);
     identity = next;
     await secrets.setIdentity(next.hpke);
-    log({ event: 'registered', workerId: next.workerId, reason, hpkeSuite: next.hpke.suite, certExpiresAt: next.certExpiresAt });
+    log({ event: 'registered', workerId: next.workerId, reason, tee: tee.platform, hpkeSuite: next.hpke.suite, certExpiresAt: next.certExpiresAt, gpus: gpus.length });
     const renewInMs = Math.max(1_000, ((next.certExpiresAt - Date.now()) * 2) / 3);
     renewTimer = setTimeout(() => void register('renew'), renewInMs);
     startAiCodeWhenAttested();

@@ -37,6 +37,7 @@ const CODE_CLASSES = {
   ERR_WORKER_NOT_ATTESTED: 'unavailable',
   ERR_NO_WORKER: 'unavailable',
   ERR_UPSTREAM: 'unavailable',
+  ERR_SERVICE_MOVED: 'unavailable', // an attestation service that handed its state to another one
   ERR_RATE_LIMITED: 'unavailable',
   ERR_TOO_LARGE: 'malformed',
   ERR_UNAUTHORIZED: 'usage',

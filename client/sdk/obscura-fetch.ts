@@ -89,7 +89,8 @@ export function createObscuraFetch(options: SessionOptions): ObscuraFetch {
         const err = fromWireError(res.status, await res.json().catch(() => undefined));
         // A worker without this secret (restarted, or another region): exchange a new one, once.
         if (attempt === 0 && (err.code === 'ERR_UNKNOWN_SECRET' || err.code === 'ERR_SECRET_EXPIRED')) {
-          session.invalidateSecret(secret.sid);
+          if (err.code === 'ERR_UNKNOWN_SECRET') await session.recoverSecret(secret.sid);
+          else session.invalidateSecret(secret.sid);
           continue;
         }
         return openAiErrorResponse(err, res.status);

@@ -19,6 +19,12 @@ export const ClientPolicySchema = z.strictObject({
   minProtocolVersion: z.number().int().positive().default(1),
   /** What to do when the service's manifest history does not extend what this client saw before. */
   onManifestFork: z.enum(['refuse', 'warn']).default('refuse'),
+  /**
+   * Whether the current inference secret may follow a manifest update (the client signs an allowance
+   * for it) when the update admits nothing the previous manifest did not; otherwise a new secret is
+   * exchanged under the new manifest.
+   */
+  secretFollowsManifest: z.enum(['never', 'if-nothing-new-is-admitted']).default('if-nothing-new-is-admitted'),
   /** Lifetime this client asks for its inference secrets, ms. */
   secretLifetimeMs: z.number().int().positive().default(30 * 60_000),
 });

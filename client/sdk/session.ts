@@ -6,11 +6,13 @@
 import { bufferOf, randomBytes, toHex } from '../../shared/bytes.ts';
 import { encodeDeterministic } from '../../shared/cbor.ts';
 import { ObscuraError } from '../../shared/errors.ts';
+import { admissionWidenings } from '../../shared/manifest/admission-widening.ts';
 import { coreDigest } from '../../shared/protocol/attested-core.ts';
 import { BUNDLE_CONTENT_TYPE, INFERENCE_SECRET_BYTES, LABEL_SECRET_TO_SERVICE, SECRET_CONTENT_TYPE, SECRET_ID_BYTES } from '../../shared/protocol/constants.ts';
 import { chooseHpkeSuite } from '../../shared/protocol/hpke-suites.ts';
 import { encodeSealedSecret, sealSecret } from '../../shared/protocol/inference-secret.ts';
 import { importInferenceSecret } from '../../shared/protocol/request-keys.ts';
+import { deriveSecretAllowanceKey, encodeSecretAllowance, SECRET_ALLOWANCE_CONTENT_TYPE, signSecretAllowance } from '../../shared/protocol/secret-allowance.ts';
 import { verifyBundle, type VerifiedBundle } from '../../shared/protocol/verify-bundle.ts';
 import { fromWireError } from '../../shared/protocol/wire-error.ts';
 import { checkAndRecordChain, forkError, MemoryManifestLogStore, type ManifestLogStore } from './manifest-log.ts';
@@ -37,6 +39,9 @@ export interface ActiveSecret {
   sid: Uint8Array;
   key: CryptoKey;
   expiresAt: number;
+  /** The manifest head it was sealed under, and the key that signs allowances to follow later ones. */
+  sealedUnder: Uint8Array;
+  allowanceKey: CryptoKey;
 }
 
 export class ObscuraSession {
@@ -89,12 +94,41 @@ export class ObscuraSession {
       this.opts.onWarning?.(fork.message);
     }
     if (b && toHex(b.verified.manifestHead) !== toHex(verified.manifestHead)) {
-      // The manifest changed: a secret sealed under the old head will not be released to new workers.
-      this.current = undefined;
-      this.opts.onWarning?.(`the service's manifest changed (now entry ${verified.bundle.chain.length - 1})`);
+      // The manifest changed: a secret sealed under the old head is not released to workers admitted
+      // under the new one, unless this client allows it to follow.
+      const entry = verified.bundle.chain.length - 1;
+      const followed = await this.followManifest(b.verified, verified);
+      if (!followed) this.current = undefined;
+      this.opts.onWarning?.(`the service's manifest changed (now entry ${entry}); ${followed ? 'it admits nothing new, so the current secret follows it' : 'a new secret will be exchanged under it'}`);
     }
     this.bundle = { verified, digest: await coreDigest(verified.bundle.core), verifiedAt: now };
     return verified;
+  }
+
+  /**
+   * Let the current secret follow a manifest update that admits nothing new (policy permitting): the
+   * service releases it under the new head only on our allowance, MAC'd with the secret.
+   */
+  private async followManifest(before: VerifiedBundle, after: VerifiedBundle): Promise<boolean> {
+    const c = this.current;
+    if (!c || this.opts.policy.secretFollowsManifest === 'never' || !before.manifest || !after.manifest) return false;
+    const widenings = admissionWidenings(before.manifest, after.manifest);
+    if (widenings.length) {
+      this.opts.onWarning?.(`the new manifest admits more (${widenings.map((w) => `${w.path}: ${w.reason}`).join('; ')}): the current secret stays with the old one`);
+      return false;
+    }
+    const allowance = await signSecretAllowance(c.allowanceKey, { sid: c.sid, fromHead: c.sealedUnder, toHead: after.manifestHead });
+    try {
+      const res = await this.fetchImpl(`${this.endpoint}/v1/secrets/allow`, {
+        method: 'POST',
+        headers: { 'content-type': SECRET_ALLOWANCE_CONTENT_TYPE, ...this.opts.headers },
+        body: bufferOf(encodeSecretAllowance(allowance)),
+      });
+      await res.body?.cancel();
+      return res.status === 200;
+    } catch {
+      return false; // a new secret is exchanged instead
+    }
   }
 
   async secret(): Promise<ActiveSecret> {
@@ -102,6 +136,24 @@ export class ObscuraSession {
     if (c && c.expiresAt - this.now() > SECRET_ROTATE_MARGIN_MS) return c;
     this.pendingSecret ??= this.exchange().finally(() => (this.pendingSecret = undefined));
     return this.pendingSecret;
+  }
+
+  /**
+   * A worker was not given our secret. When the manifest changed and the secret may follow the new one,
+   * it now does (the allowance is made while checking a fresh bundle) and stays current; otherwise it
+   * is dropped and the next call exchanges a new one.
+   */
+  async recoverSecret(sid: Uint8Array): Promise<void> {
+    const c = this.current;
+    if (!c || toHex(c.sid) !== toHex(sid)) return;
+    const before = this.bundle?.verified.manifestHead;
+    try {
+      const after = await this.verified({ fresh: true });
+      if (before && toHex(before) !== toHex(after.manifestHead) && this.current === c) return;
+    } catch {
+      // The exchange that follows reports what is wrong.
+    }
+    this.invalidateSecret(sid);
   }
 
   /** Drop the current secret (a worker did not hold it, or it expired); the next call exchanges anew. */
@@ -134,6 +186,7 @@ export class ObscuraSession {
     const secret = randomBytes(INFERENCE_SECRET_BYTES);
     let sealed: Awaited<ReturnType<typeof sealSecret>>;
     let key: CryptoKey;
+    let allowanceKey: CryptoKey;
     try {
       sealed = await sealSecret({
         suite,
@@ -144,6 +197,7 @@ export class ObscuraSession {
         meta: { sid, manifestHead: core.manifestHead, expiresAt },
       });
       key = await importInferenceSecret(secret);
+      allowanceKey = await deriveSecretAllowanceKey(key);
     } finally {
       secret.fill(0);
     }
@@ -156,7 +210,7 @@ export class ObscuraSession {
     }
     if (res.status !== 201) throw fromWireError(res.status, await res.json().catch(() => undefined));
     await res.body?.cancel();
-    this.current = { sid, key, expiresAt };
+    this.current = { sid, key, expiresAt, sealedUnder: core.manifestHead, allowanceKey };
     return this.current;
   }
 }

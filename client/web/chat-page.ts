@@ -134,7 +134,7 @@ async function showVerified(v: VerifiedBundle, policy: ClientPolicy, seenBefore:
   fact(
     'f-platform',
     `${f.platform === 'sev-snp' ? 'AMD SEV-SNP' : f.platform} · report v${f.version} · debug ${f.debug ? 'ON' : 'off'}`,
-    `reported TCB: bootloader ${f.reportedTcb.bootloader}, TEE ${f.reportedTcb.tee}, SNP ${f.reportedTcb.snp}, microcode ${f.reportedTcb.microcode}`,
+    f.reportedTcb ? `reported TCB: bootloader ${f.reportedTcb.bootloader}, TEE ${f.reportedTcb.tee}, SNP ${f.reportedTcb.snp}, microcode ${f.reportedTcb.microcode}` : undefined,
   );
   fact('f-measurement', grouped(measurement), `allowed by your policy (${policy.service.measurements.length} allowed)`);
   fact('f-root', colonHex(f.root.fingerprintSha256), f.root.subject);

@@ -11,7 +11,7 @@ import { errorResponse, responseFor } from './errors.ts';
 import { servePage, servePageFile } from './page/routes.ts';
 import { health, PLAINTEXT_REFUSAL, relayInference } from './relay.ts';
 import { routingTable } from './regions.ts';
-import { relayNonceAttestation, relaySecret } from './service-relay.ts';
+import { relayNonceAttestation, relaySecret, relaySecretAllowance } from './service-relay.ts';
 
 // An uncaught error answers a generic wire error: no internal message leaves the edge.
 const router = AutoRouter<IRequest, [Env, ExecutionContext]>({ catch: (e) => responseFor(e) });
@@ -29,6 +29,7 @@ router
   // Liveness: a nonce'd bundle is per client, so it bypasses the cache.
   .post('/v1/attestation', (req, env) => relayNonceAttestation(req, env))
   .post('/v1/secrets', (req, env, ctx) => relaySecret(req, env, ctx))
+  .post('/v1/secrets/allow', (req, env) => relaySecretAllowance(req, env))
   .post('/v1/inference', (req, env, ctx) => relayInference(req, env, ctx))
   // The browser chat page (it verifies and seals in the page; the edge only serves its files).
   .get('/', (_req, env) => servePage(env))

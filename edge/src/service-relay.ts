@@ -5,10 +5,13 @@
  *   verified here like the shared one (and must carry the client's nonce) before it is passed back.
  * - POST /v1/secrets: an HPKE-sealed inference secret; the edge cannot open it. A 403 from the service
  *   (the secret was sealed against a bundle it no longer honours) refreshes the cached bundle.
+ * - POST /v1/secrets/allow: a client's MAC'd allowance for its secret to follow a later manifest; the
+ *   edge cannot make one (it needs the secret), only pass it on.
  */
 import { asRecord, decodeStrict, encodeDeterministic, fieldBytes } from '../../shared/cbor.ts';
 import { ObscuraError } from '../../shared/errors.ts';
 import { BUNDLE_CONTENT_TYPE, SECRET_CONTENT_TYPE } from '../../shared/protocol/constants.ts';
+import { SECRET_ALLOWANCE_CONTENT_TYPE } from '../../shared/protocol/secret-allowance.ts';
 import { verifyBundle } from '../../shared/protocol/verify-bundle.ts';
 import { revalidateAttestation } from './attestation-cache.ts';
 import { AUTH_HEADER, authenticate } from './auth.ts';
@@ -20,10 +23,11 @@ import { rateLimited } from './rate-limit.ts';
 
 export const MAX_SECRET_SUBMISSION_BYTES = 16 * 1024;
 export const MAX_NONCE_REQUEST_BYTES = 1024;
+export const MAX_SECRET_ALLOWANCE_BYTES = 1024;
 const AS_TIMEOUT_MS = 30_000;
 
 interface ServiceCall {
-  path: '/v1/attestation' | '/v1/secrets';
+  path: '/v1/attestation' | '/v1/secrets' | '/v1/secrets/allow';
   what: string;
   contentType: string;
   limitBytes: number;
@@ -74,6 +78,17 @@ export function relaySecret(request: Request, env: Env, ctx: ExecutionContext): 
   return guarded(request, env, call, async (body, config) => {
     const res = await post(env, config, call, body);
     if (res.status === 403) await revalidateAttestation(env, ctx);
+    return passBack(res, res.body);
+  });
+}
+
+export function relaySecretAllowance(request: Request, env: Env): Promise<Response> | Response {
+  if (!(request.headers.get('content-type') ?? '').toLowerCase().startsWith(SECRET_ALLOWANCE_CONTENT_TYPE)) {
+    return errorResponse('ERR_MALFORMED', `a secret allowance is ${SECRET_ALLOWANCE_CONTENT_TYPE}; use the Obscura SDK`);
+  }
+  const call: ServiceCall = { path: '/v1/secrets/allow', what: 'a secret allowance', contentType: SECRET_ALLOWANCE_CONTENT_TYPE, limitBytes: MAX_SECRET_ALLOWANCE_BYTES };
+  return guarded(request, env, call, async (body, config) => {
+    const res = await post(env, config, call, body);
     return passBack(res, res.body);
   });
 }

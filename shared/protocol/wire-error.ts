@@ -13,6 +13,7 @@ export function httpStatusFor(code: ErrorCode): number {
   if (code === 'ERR_UNAUTHORIZED') return 401;
   if (code === 'ERR_TOO_LARGE') return 413;
   if (code === 'ERR_RATE_LIMITED') return 429;
+  if (code === 'ERR_SERVICE_MOVED') return 410;
   switch (failureClassOf(code)) {
     case 'malformed':
       return 400;

@@ -9,6 +9,7 @@
  * The attestation and the secret exchange are not part of this path (the spine and the browser tests
  * cover them): the SDK session is handed a secret the encryption proxy also holds.
  */
+import { deriveSecretAllowanceKey } from '../../shared/protocol/secret-allowance.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -110,7 +111,8 @@ beforeAll(async () => {
   });
   const obscuraFetch = createObscuraFetch({ endpoint: `http://127.0.0.1:${workerPort}`, policy });
   const sid = new Uint8Array(randomBytes(16));
-  obscuraFetch.session.secret = async () => ({ sid, key, expiresAt: Date.now() + 3_600_000 });
+  const allowanceKey = await deriveSecretAllowanceKey(key);
+  obscuraFetch.session.secret = async () => ({ sid, key, expiresAt: Date.now() + 3_600_000, sealedUnder: new Uint8Array(32), allowanceKey });
   const proxyPort = await freePort();
   await listen(createClientProxy({ obscuraFetch, port: proxyPort }), proxyPort);
   openai = new OpenAI({ baseURL: `http://127.0.0.1:${proxyPort}/v1`, apiKey: 'local', maxRetries: 0 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { PROJECT_ROOT } from '../../worker-os/image-digest.ts';
 import { ensureLocalPki } from '../../client/cli/local-deployment/local-pki.ts';
+import { readPartsFile, type PartsFile } from '../../client/cli/local-deployment/parts.ts';
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -22,6 +23,26 @@ export async function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createNetServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** The first of `count` consecutive free ports (`up --workers N` numbers its workers' ports from one). */
+export async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = await freePort();
+    if (base + count - 1 > 65_535) continue;
+    let all = true;
+    for (let i = 1; i < count && all; i++) all = await portFree(base + i);
+    if (all) return base;
+  }
+  throw new Error(`no ${count} consecutive free ports`);
 }
 
 /** Records every byte of every request and response passing through it, in memory. */
@@ -109,10 +130,14 @@ export interface RunningSystem {
   edgeUrl: string;
   asUrl: string;
   workerUrl: string;
+  /** Every worker's URL, in `up`'s order (`workerUrl` is the first). */
+  workerUrls: string[];
   caPem: string;
   output: () => string;
   /** Every process `up` had started when it became ready (its whole tree). */
   processes: number[];
+  /** What `up` runs now (`<stateDir>/parts.json`: each part's name, pid, URL, log, restarts). */
+  parts(): PartsFile | undefined;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -121,14 +146,18 @@ export interface StartOptions {
   args?: string[];
   relays?: { clientToEdge?: RecordingRelay; edgeToWorker?: RecordingRelay };
   env?: Record<string, string>;
+  /** `up --workers N`, on N consecutive free ports (default 1: the flag is not passed). */
+  workers?: number;
 }
 
 /** Start the system as `npm start` does (`obscura up`), and wait for its `ready` line. */
 export async function startSystem(opts: StartOptions = {}): Promise<RunningSystem> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'obscura-e2e-'));
-  const ports = { as: await freePort(), worker: await freePort(), edge: await freePort(), proxy: await freePort() };
+  const workerCount = opts.workers ?? 1;
+  const ports = { as: await freePort(), worker: workerCount > 1 ? await freePortRange(workerCount) : await freePort(), edge: await freePort(), proxy: await freePort() };
   const edgeUrl = `https://127.0.0.1:${ports.edge}`;
   const workerUrl = `https://127.0.0.1:${ports.worker}`;
+  const workerUrls = Array.from({ length: workerCount }, (_, i) => `https://127.0.0.1:${ports.worker + i}`);
   const pki = await ensureLocalPki(stateDir);
   const relayTls = { certPem: readFileSync(pki.servers.edge.certPath, 'utf8'), keyPem: readFileSync(pki.servers.edge.keyPath, 'utf8'), caPem: pki.caPem };
   const extra: string[] = [];
@@ -140,6 +169,7 @@ export async function startSystem(opts: StartOptions = {}): Promise<RunningSyste
     await opts.relays.edgeToWorker.start(workerUrl, relayTls);
     extra.push('--worker-url', opts.relays.edgeToWorker.url);
   }
+  if (workerCount > 1) extra.push('--workers', String(workerCount));
   const child: ChildProcess = spawn(
     process.execPath,
     [join(PROJECT_ROOT, 'bin', 'obscura.mjs'), 'up', '--state-dir', stateDir, '--as-port', String(ports.as), '--worker-port', String(ports.worker), '--edge-port', String(ports.edge), '--proxy-port', String(ports.proxy), ...extra, ...(opts.args ?? [])],
@@ -169,9 +199,11 @@ export async function startSystem(opts: StartOptions = {}): Promise<RunningSyste
     edgeUrl,
     asUrl: `https://127.0.0.1:${ports.as}`,
     workerUrl,
+    workerUrls,
     caPem: pki.caPem,
     output: () => output,
     processes: descendants(child.pid!),
+    parts: () => readPartsFile(stateDir),
     async stop(signal: NodeJS.Signals = 'SIGINT') {
       child.kill(signal);
       const code = await exited;

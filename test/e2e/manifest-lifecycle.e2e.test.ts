@@ -1,7 +1,7 @@
 /**
  * The manifest's life cycle in the running system: `obscura manifest update` makes the worker
- * re-attest (it registers again when the service says it is no longer attested), clients holding a
- * secret from before the update exchange a new one, and requests keep succeeding; then `obscura up`
+ * re-attest (it registers again when the service says it is no longer attested), a client holding a
+ * secret from before an update that admits nothing new lets it follow, and requests keep succeeding; then `obscura up`
  * again on the same state directory keeps the sealed state (same chain, no new first manifest, the
  * same encrypted weights and model key).
  */
@@ -75,8 +75,13 @@ it('after `obscura manifest update`, requests still succeed: the worker re-regis
   // A new client: its secret is sealed under the new head, and the worker must re-attest to get it.
   expect((await chat(freshClient())).length).toBeGreaterThan(0);
   expect(events('worker.log').some((e) => e.event === 'registered' && e.reason === 'manifest-changed')).toBe(true);
-  // The proxy's secret predates the update: the worker no longer gets it, so the proxy exchanges anew.
+  // The proxy's secret predates the update, which admits nothing new (a shorter replay window): the
+  // proxy's SDK allows its secret to follow it, and the re-attested worker then gets it.
+  const accepted = () => events('attestation-service.log').filter((e) => e.event === 'secret-accepted').length;
+  const acceptedBefore = accepted();
   expect((await chat(proxied)).length).toBeGreaterThan(0);
+  expect(events('attestation-service.log').some((e) => e.event === 'secret-allowed')).toBe(true);
+  expect(accepted()).toBe(acceptedBefore);
   expect(events('attestation-service.log').filter((e) => e.event === 'worker-admitted').length).toBeGreaterThanOrEqual(2);
 }, 60_000);
 

@@ -236,3 +236,21 @@ describe('POST /v1/secrets', () => {
     expect(as.requests).toHaveLength(0);
   });
 });
+
+describe('POST /v1/secrets/allow', () => {
+  it('relays a secret allowance as it is, with a fresh header set; anything else is refused before the service', async () => {
+    const e = await start();
+    const body = randomBytes(120);
+    const res = await e.fetch('/v1/secrets/allow', { method: 'POST', headers: { 'content-type': 'application/vnd.obscura.secret-allowance+cbor', ...CLIENT_IDENTIFYING }, body });
+    expect(res.status).toBe(200);
+    const [r] = as.requests;
+    expect([r.path, r.headers['content-type']]).toEqual(['/v1/secrets/allow', 'application/vnd.obscura.secret-allowance+cbor']);
+    expect(r.body.equals(Buffer.from(body))).toBe(true);
+    for (const h of Object.keys(CLIENT_IDENTIFYING)) expect(r.headers[h]).toBeUndefined();
+    const wrongType = await e.fetch('/v1/secrets/allow', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' });
+    expect([wrongType.status, ((await wrongType.json()) as { error: { code: string } }).error.code]).toEqual([400, 'ERR_MALFORMED']);
+    const big = await e.fetch('/v1/secrets/allow', { method: 'POST', headers: { 'content-type': 'application/vnd.obscura.secret-allowance+cbor' }, body: randomBytes(2048) });
+    expect(big.status).toBe(413);
+    expect(as.requests).toHaveLength(1);
+  });
+});

@@ -237,6 +237,7 @@ export class FakeAttestationService extends FakeServer {
         ? { status: 403, contentType: 'application/json', body: '{"error":{"code":"ERR_VALUE_MISMATCH","message":"the secret was sealed against a bundle this service no longer honours"}}' }
         : { status: 201, contentType: 'application/json', body: '{"ok":true}' };
     }
+    if (req.method === 'POST' && req.path === '/v1/secrets/allow') return { status: 200, contentType: 'application/json', body: '{"seq":1}' };
     return { status: 500, contentType: 'application/json', body: '{"error":{"code":"ERR_UPSTREAM","message":"not faked"}}' };
   }
 }

@@ -175,7 +175,8 @@ async function createExclusive(path: string, state: StoredState): Promise<Stored
   }
 }
 
-async function writeAtomic(path: string, text: string): Promise<void> {
+/** Replace `path` with `text` atomically (0600); also used for the simulated GPU's root PEM. */
+export async function writeAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
   await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
   await chmod(tmp, 0o600);

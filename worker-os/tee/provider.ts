@@ -1,8 +1,10 @@
 /**
  * Where evidence comes from. On real hardware: Linux configfs-tsm (SEV-SNP or TDX) in the CVM; in the
- * local deployment: the simulated TEE, which signs real-layout SNP reports with a locally made chain.
+ * local deployment: the simulated TEE, which signs real-layout SNP reports (simulated-snp.ts) or TD
+ * quotes with their collateral (simulated-tdx.ts) under locally made chains.
  */
 import type { Evidence } from '../../shared/attestation/evidence.ts';
+import type { GpuEvidence } from '../../shared/attestation/gpu-evidence.ts';
 
 export interface TeeProvider {
   readonly platform: Evidence['platform'];
@@ -15,4 +17,14 @@ export interface TeeProvider {
    * same key after a restart; another measurement gets another. `purpose` separates keys by use.
    */
   sealingKey(purpose: string): Promise<Uint8Array>;
+}
+
+/**
+ * Where a worker's GPU evidence comes from. On real hardware: the NVIDIA driver (NVML's attestation
+ * report for each GPU in confidential-computing mode); locally: the simulated H100 (tee-sim).
+ */
+export interface GpuEvidenceProvider {
+  readonly kind: GpuEvidence['kind'];
+  /** Evidence whose SPDM requester nonce is exactly `nonce` (32 bytes). */
+  attest(nonce: Uint8Array): Promise<GpuEvidence>;
 }

@@ -1,6 +1,6 @@
 /**
- * `obscura up`: the whole local deployment in the foreground: attestation service, one worker (AI code
- * under gVisor), the edge in workerd (wrangler dev) and the client proxy. Ctrl-C stops all of it.
+ * `obscura up`: the whole local deployment in the foreground: attestation service, one worker or more
+ * (AI code under gVisor), the edge in workerd (wrangler dev) and the client proxy. Ctrl-C stops all of it.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
@@ -21,9 +21,11 @@ import { EXIT } from '../exit-codes.ts';
 import { ensureLocalPki } from '../local-deployment/local-pki.ts';
 import { attestationServiceStateDir, ensureLocalManifest, explainStateRefusal } from './manifest/local-admin.ts';
 import { ensureOwnerKey, LLAMA_AI_CODE, llamaAiCodeDir, localClientPolicy, localManifest, SAMPLE_AI_CODE, sampleAiCodeDir } from '../local-deployment/local-manifest.ts';
-import { nodeTs, startPart, waitForHttps, type RunningPart } from '../local-deployment/parts.ts';
+import { PartSupervisor, RESTART_POLICIES, type RestartPolicy } from '../local-deployment/part-supervisor.ts';
+import { nodeTs, waitForHttps } from '../local-deployment/parts.ts';
 
 const PART_START_TIMEOUT_MS = 90_000;
+const MAX_WORKERS = 16;
 
 const usage = `obscura up [options]
 
@@ -33,6 +35,9 @@ Options (each also an environment variable):
   --state-dir DIR        all state (keys, logs, sandboxes)      OBSCURA_STATE_DIR   (.obscura)
   --as-port N            attestation service, HTTPS             OBSCURA_AS_PORT     (8443)
   --worker-port N        worker agent + encryption proxy, HTTPS OBSCURA_WORKER_PORT (9443)
+  --workers N            how many workers: worker i on WORKER-PORT+i-1, state in worker, worker-2,
+                         ...; each its own region for the edge, which fails over between them
+                                                                OBSCURA_WORKERS     (1)
   --edge-port N          edge (workerd), HTTPS                  OBSCURA_EDGE_PORT   (8787)
   --proxy-port N         client proxy, OpenAI-compatible, HTTP  OBSCURA_PROXY_PORT  (8080)
   --padding-buckets LIST worker's event padding sizes (measured) OBSCURA_PADDING_BUCKETS
@@ -43,9 +48,14 @@ Options (each also an environment variable):
   --api-key KEY          the edge API key the client proxy sends OBSCURA_API_KEY (none: open local edge)
   --edge-url URL         the edge URL the client proxy uses (default https://127.0.0.1:EDGE-PORT),
                          e.g. a TLS front in between
-  --worker-url URL       the worker URL the edge routes to (default https://127.0.0.1:WORKER-PORT),
-                         e.g. a tunnel or load balancer in front of the worker
-  --help`;
+  --worker-url URL[,URL] the worker URL(s) the edge routes to, in worker order (default
+                         https://127.0.0.1:WORKER-PORT), e.g. a tunnel or load balancer in front of it
+  --restart POLICY       a part that exits unexpectedly: no (stop everything; with several workers,
+                         the others keep serving) or on-failure (start it again, at most 3 times a
+                         minute)                                OBSCURA_RESTART     (no)
+  --help
+
+While it runs, <state>/parts.json lists each part's name, pid, URL, log and restarts.`;
 
 function option(values: Record<string, unknown>, name: string, env: string, fallback: string): string {
   const v = values[name];
@@ -72,6 +82,8 @@ export const upCommand: Command = {
         'api-key': { type: 'string' },
         'edge-runtime': { type: 'string' },
         'worker-url': { type: 'string' },
+        workers: { type: 'string' },
+        restart: { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -94,19 +106,32 @@ export const upCommand: Command = {
       io.err(`[obscura] --ai-code must be ${SAMPLE_AI_CODE} or ${LLAMA_AI_CODE}`);
       return EXIT.USAGE;
     }
+    const workerCount = Number(option(values, 'workers', 'OBSCURA_WORKERS', '1'));
+    if (!Number.isInteger(workerCount) || workerCount < 1 || workerCount > MAX_WORKERS) {
+      io.err(`[obscura] --workers must be a whole number from 1 to ${MAX_WORKERS}`);
+      return EXIT.USAGE;
+    }
+    const restart = option(values, 'restart', 'OBSCURA_RESTART', 'no') as RestartPolicy;
+    if (!RESTART_POLICIES.includes(restart)) {
+      io.err(`[obscura] --restart must be ${RESTART_POLICIES.join(' or ')}`);
+      return EXIT.USAGE;
+    }
+    const workerUrlOverrides = (values['worker-url'] ?? '').split(',').filter((u) => u !== '');
     const edgeRuntime = option(values, 'edge-runtime', 'OBSCURA_EDGE_RUNTIME', 'miniflare');
     if (edgeRuntime !== 'miniflare' && edgeRuntime !== 'wrangler') throw new ObscuraError('ERR_USAGE', '--edge-runtime is miniflare or wrangler');
     const step = (line: string) => io.out(`[obscura] ${line}`);
-    const parts: RunningPart[] = [];
+    const parts = new PartSupervisor({ stateDir, restart, step });
     let stopping = false;
     let runsc = '';
+    // Worker i (from 0): its name, state directory and log are `worker` for the first, `worker-2`, ... after.
+    const workerName = (i: number) => (i === 0 ? 'worker' : `worker-${i + 1}`);
 
     const stopAll = async () => {
       if (stopping) return;
       stopping = true;
       step('stopping');
-      for (const p of [...parts].reverse()) await p.stop();
-      if (runsc) sweepSandboxes(runsc, join(stateDir, 'worker'));
+      await parts.stopAll();
+      if (runsc) for (let i = 0; i < workerCount; i++) sweepSandboxes(runsc, join(stateDir, workerName(i)));
       step('stopped');
     };
 
@@ -141,10 +166,15 @@ export const upCommand: Command = {
         '--tee-dir', hardwareDir,
         '--state-dir', attestationServiceStateDir(stateDir),
       ]);
-      const as = startPart({ name: 'attestation service', ...asTs, logPath: join(stateDir, 'logs', 'attestation-service.log') });
-      parts.push(as);
-      await waitForHttps(`${asUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: as }).catch((e) => {
-        throw new Error(explainStateRefusal(as.logPath, stateDir) ?? (e as Error).message);
+      await parts.start({
+        name: 'attestation service',
+        ...asTs,
+        logPath: join(stateDir, 'logs', 'attestation-service.log'),
+        url: asUrl,
+        ready: (as) =>
+          waitForHttps(`${asUrl}/healthz`, pki.caPem, { timeoutMs: PART_START_TIMEOUT_MS, part: as }).catch((e) => {
+            throw new Error(explainStateRefusal(as.logPath, stateDir) ?? (e as Error).message);
+          }),
       });
       step(`attestation service on ${asUrl}`);
 
@@ -158,39 +188,58 @@ export const upCommand: Command = {
       const workerModelPlain = aiCode === LLAMA_AI_CODE ? llamaModelPath! : modelPath;
       const sealedModels = await ensureLocalManifest({ asUrl, caPem: pki.caPem, stateDir, policy: adminPolicy, owner, manifest, step, sealModels: [workerModelPlain] });
 
-      // 3. Worker: agent, encryption proxy, AI code under gVisor.
-      const workerUrl = `https://127.0.0.1:${ports.worker}`;
-      const workerTs = nodeTs('backend/main.ts', [
-        '--port', String(ports.worker),
-        '--as-url', asUrl,
-        '--ca', pki.caPath,
-        '--tls-cert', pki.servers.worker.certPath,
-        '--tls-key', pki.servers.worker.keyPath,
-        '--state-dir', join(stateDir, 'worker'),
-        '--tee-dir', hardwareDir,
-        '--ai-code', aiCode,
-        '--model-file', sealedModels.get(workerModelPlain) ?? workerModelPlain,
-        '--padding-buckets', paddingBuckets,
-        '--tokens-per-second', tokensPerSecond,
-      ]);
-      const worker = startPart({ name: 'worker', ...workerTs, logPath: join(stateDir, 'logs', 'worker.log') });
-      parts.push(worker);
-      await waitForHttps(`${workerUrl}/healthz`, pki.caPem, {
-        timeoutMs: PART_START_TIMEOUT_MS,
-        part: worker,
-        // A refused worker cannot get its weights' key, so its AI code does not start: it answers, unready.
-        accept: (status) => status === 200 || refusedRegistration(worker.logPath) !== undefined,
+      // 3. Workers: agent, encryption proxy, AI code under gVisor; started together, each its own
+      //    port, state directory (so its own sandbox id) and log.
+      const workers = Array.from({ length: workerCount }, (_, i) => {
+        const name = workerName(i);
+        const url = `https://127.0.0.1:${ports.worker + i}`;
+        const logPath = join(stateDir, 'logs', `${name}.log`);
+        return { name, url, logPath, region: i === 0 ? 'local' : `local-${i + 1}`, edgeUrl: workerUrlOverrides[i] ?? url };
       });
-      const refused = refusedRegistration(worker.logPath);
-      if (refused) step(`WARNING: the worker's registration was refused (${refused}); requests will fail until the manifest admits it`);
-      step(`worker on ${workerUrl} (AI code "${aiCode}" under gVisor${refused ? ', NOT attested' : ', attested'})`);
+      await Promise.all(
+        workers.map((w, i) =>
+          parts.start({
+            name: w.name,
+            ...nodeTs('backend/main.ts', [
+              '--port', String(ports.worker + i),
+              '--as-url', asUrl,
+              '--ca', pki.caPath,
+              '--tls-cert', pki.servers.worker.certPath,
+              '--tls-key', pki.servers.worker.keyPath,
+              '--state-dir', join(stateDir, w.name),
+              '--tee-dir', hardwareDir,
+              '--ai-code', aiCode,
+              '--model-file', sealedModels.get(workerModelPlain) ?? workerModelPlain,
+              '--padding-buckets', paddingBuckets,
+              '--tokens-per-second', tokensPerSecond,
+            ]),
+            logPath: w.logPath,
+            url: w.url,
+            group: 'worker',
+            ready: (worker) =>
+              waitForHttps(`${w.url}/healthz`, pki.caPem, {
+                timeoutMs: PART_START_TIMEOUT_MS,
+                part: worker,
+                // A refused worker cannot get its weights' key, so its AI code does not start: it answers, unready.
+                accept: (status) => status === 200 || refusedRegistration(w.logPath) !== undefined,
+              }),
+          }),
+        ),
+      );
+      for (const w of workers) {
+        const refused = refusedRegistration(w.logPath);
+        if (refused) step(`WARNING: ${w.name === 'worker' ? "the worker's" : `${w.name}'s`} registration was refused (${refused}); requests will fail until the manifest admits it`);
+        step(`${w.name} on ${w.url} (AI code "${aiCode}" under gVisor${refused ? ', NOT attested' : ', attested'})`);
+      }
 
       // 4. Edge in workerd.
       const edgeUrl = `https://127.0.0.1:${ports.edge}`;
       // Built as `wrangler deploy` builds it, served by workerd through Miniflare (edge/local-server.ts).
       const edgeVars: Record<string, string> = {
         AS_URL: asUrl,
-        WORKERS: JSON.stringify([{ region: 'local', url: values['worker-url'] ?? workerUrl }]),
+        // One region per worker: the edge sends each request to the first healthy one in this order and
+        // fails over to the next before the first byte (edge/src/relay.ts).
+        WORKERS: JSON.stringify(workers.map((w) => ({ region: w.region, url: w.edgeUrl }))),
         TRUSTED_ROOTS: localRootPem,
         BUNDLE_MAX_AGE_MS: String(adminPolicy.maxBundleAgeMs),
         // The chat page at / uses this local policy (a production page ships its own with its code).
@@ -220,7 +269,8 @@ export const upCommand: Command = {
               '--persist', join(stateDir, 'edge'),
               ...Object.entries(edgeVars).flatMap(([k, v]) => ['--var', `${k}=${v}`]),
             ]);
-      const edge = startPart({
+      let edgeAuth = 'unknown';
+      await parts.start({
         name: 'edge',
         ...edgeTs,
         env: {
@@ -232,17 +282,17 @@ export const upCommand: Command = {
           CI: 'true', // wrangler dev: no interactive session
         },
         logPath: join(stateDir, 'logs', 'edge.log'),
-      });
-      parts.push(edge);
-      let edgeAuth = 'unknown';
-      await waitForHttps(`${edgeUrl}/healthz`, pki.caPem, {
-        timeoutMs: PART_START_TIMEOUT_MS,
-        part: edge,
-        accept: (status, body) => {
-          if (status !== 200) return false;
-          edgeAuth = (JSON.parse(body) as { auth?: string }).auth ?? edgeAuth;
-          return true;
-        },
+        url: edgeUrl,
+        ready: (edge) =>
+          waitForHttps(`${edgeUrl}/healthz`, pki.caPem, {
+            timeoutMs: PART_START_TIMEOUT_MS,
+            part: edge,
+            accept: (status, body) => {
+              if (status !== 200) return false;
+              edgeAuth = (JSON.parse(body) as { auth?: string }).auth ?? edgeAuth;
+              return true;
+            },
+          }),
       });
       step(`edge (workerd via ${edgeRuntime === 'wrangler' ? 'wrangler dev' : 'Miniflare'}) on ${edgeUrl}; chat page: ${edgeUrl}/ (it verifies and seals in the browser; trust the local CA ${pki.caPath} or accept the warning)`);
       step(
@@ -274,12 +324,7 @@ export const upCommand: Command = {
         const onSignal = () => resolveWait();
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
-        for (const p of parts) void p.exited.then(() => {
-          if (!stopping) {
-            step(`${p.name} exited unexpectedly; see ${p.logPath}`);
-            resolveWait();
-          }
-        });
+        void parts.untilFatal().then(resolveWait);
       });
       await proxy.close();
       await stopAll();

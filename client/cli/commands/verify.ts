@@ -63,8 +63,10 @@ export const verifyCommand: Command = {
         return EXIT.OK;
       }
       const t = facts.report.reportedTcb;
+      // Bundles are verified as SEV-SNP evidence, which always states its TCB.
+      const tcb = t ? `TCB bootloader ${t.bootloader} TEE ${t.tee} SNP ${t.snp} microcode ${t.microcode}` : 'TCB not stated';
       const rows: [string, string][] = [
-        ['platform', `${facts.platform === 'sev-snp' ? 'AMD SEV-SNP' : facts.platform}, report v${facts.report.version}, debug ${facts.report.debug ? 'ON' : 'off'}, TCB bootloader ${t.bootloader} TEE ${t.tee} SNP ${t.snp} microcode ${t.microcode}`],
+        ['platform', `${facts.platform === 'sev-snp' ? 'AMD SEV-SNP' : facts.platform}, report v${facts.report.version}, debug ${facts.report.debug ? 'ON' : 'off'}, ${tcb}`],
         ['service measurement', `${grouped(facts.measurement)}  (allowed by the policy)`],
         ['vendor root', `SHA-256 ${colonHex(facts.vendorRoot.fingerprintSha256)}  (${facts.vendorRoot.subject})`],
         ['binding', `report_data = SHA-512(attested core), protocol v${facts.protocolVersion}`],

@@ -39,12 +39,19 @@ keeps every local worker out until the state is reset.`;
 interface WorkerRow {
   workerId: string;
   endpoint: string;
+  platform?: string;
   measurement: string;
   admittedAt: number;
   certExpiresAt: number;
   revoked: boolean;
   current: boolean;
+  /** GPUs whose evidence the service verified against the manifest (absent from older services). */
+  gpus?: { kind: string; driverVersion?: string; vbiosVersion?: string; measurementCount: number }[];
 }
+
+/** "  gpu nvidia-h100 driver 550.90.07 vbios 96.00.9F.00.01" per verified GPU, or nothing. */
+const gpuSummary = (w: WorkerRow) =>
+  (w.gpus ?? []).map((g) => `  gpu ${g.kind} driver ${g.driverVersion ?? '?'} vbios ${g.vbiosVersion ?? '?'} (${g.measurementCount} measurements)`).join('');
 
 export const workerCommand: Command = {
   name: 'worker',
@@ -85,7 +92,7 @@ export const workerCommand: Command = {
         const { workers } = await client.getJson<{ workers: WorkerRow[] }>('/v1/workers');
         if (values.json) io.out(JSON.stringify({ workers }));
         else if (workers.length === 0) io.out('no worker is registered');
-        else for (const w of workers) io.out(`${w.workerId}  ${w.current ? 'current' : w.revoked ? 'REVOKED' : 'stale'}  ${w.endpoint}  measurement ${w.measurement.slice(0, 16)}…  certificate until ${new Date(w.certExpiresAt).toISOString()}`);
+        else for (const w of workers) io.out(`${w.workerId}  ${w.current ? 'current' : w.revoked ? 'REVOKED' : 'stale'}  ${w.endpoint}  ${w.platform ?? 'sev-snp'} measurement ${w.measurement.slice(0, 16)}…  certificate until ${new Date(w.certExpiresAt).toISOString()}${gpuSummary(w)}`);
         return EXIT.OK;
       }
       if (!values.id || !/^[0-9a-f]{16}$/.test(values.id)) throw new ObscuraError('ERR_USAGE', 'name the worker with --id (16 hex digits, as `obscura worker list` shows)');

@@ -1,7 +1,8 @@
 /**
  * The local deployment's first manifest and client policy, made from the reference values of the
  * images in this checkout: the worker's measurement (reference configuration), the sample AI code's
- * digest and the sample model's digest, the local simulated root, and the local owner key.
+ * digest and the sample model's digest, the local simulated roots (SEV-SNP, TDX, GPU), and the local
+ * owner key.
  */
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,6 +13,9 @@ import { directoryDigest, imageMeasurement, PROJECT_ROOT } from '../../../worker
 import { workerMeasuredConfig } from '../../../backend/worker-config.ts';
 import type { ClientPolicyInput } from '../../sdk/policy.ts';
 import { DEFAULT_SANDBOX_SETTINGS } from '../../../worker-os/sandbox/defaults.ts';
+import { simulatedGpuRootOf } from '../../../worker-os/tee/simulated-snp.ts';
+import { simulatedTdxRootOf } from '../../../worker-os/tee/simulated-tdx.ts';
+import { simulatedGpuReference } from '../../../worker-os/tee-sim/simulated-gpu.ts';
 
 export const LOCAL_OWNER_ID = 'local-owner';
 export const SAMPLE_AI_CODE = 'sample-ngram';
@@ -58,13 +62,24 @@ export function referenceServiceMeasurement(): string {
   return toHex(imageMeasurement('attestation-service', {}));
 }
 
-/** `llamaModelPath`: also allow the llama AI code (engine vendored by its prepare.mjs) and its model. */
-export function localManifest(input: { localRootPem: string; owner: OwnerKey; modelPath: string; llamaModelPath?: string }): ManifestInput {
+/**
+ * `llamaModelPath`: also allow the llama AI code (engine vendored by its prepare.mjs) and its model.
+ * `gpuRootPem`: the simulated machine's GPU root (default: the one ensureSimulatedHardware set up with
+ * `localRootPem` in this process); with one, the manifest requires the simulated H100's evidence.
+ * `tdxRootPem`: the simulated machine's TDX root (found the same way); with one, a worker started with
+ * `--tee tdx` is admitted too, its MRTD being the same reference measurement.
+ */
+export function localManifest(input: { localRootPem: string; owner: OwnerKey; modelPath: string; llamaModelPath?: string; gpuRootPem?: string; tdxRootPem?: string }): ManifestInput {
+  const gpuRootPem = input.gpuRootPem ?? simulatedGpuRootOf(input.localRootPem);
+  const tdxRootPem = input.tdxRootPem ?? simulatedTdxRootOf(input.localRootPem);
+  const workerMeasurement = referenceWorkerMeasurement();
   return {
     version: 1,
     platforms: {
-      'sev-snp': { trustedRoots: [input.localRootPem], measurements: [referenceWorkerMeasurement()], allowDebug: false, allowMigrationAgent: false, allowSmt: true },
+      'sev-snp': { trustedRoots: [input.localRootPem], measurements: [workerMeasurement], allowDebug: false, allowMigrationAgent: false, allowSmt: true },
+      ...(tdxRootPem ? { tdx: { trustedRoots: [tdxRootPem], mrTd: [workerMeasurement], acceptedTcbStatuses: ['UpToDate' as const], allowDebug: false } } : {}),
     },
+    ...(gpuRootPem ? { gpus: { 'nvidia-h100': simulatedGpuReference(gpuRootPem) } } : {}),
     aiCode: [
       {
         name: SAMPLE_AI_CODE,
@@ -85,6 +100,8 @@ export function localManifest(input: { localRootPem: string; owner: OwnerKey; mo
     models: [{ name: SAMPLE_AI_CODE, weightsDigest: fileDigest(input.modelPath), aiCode: [SAMPLE_AI_CODE] }, ...(input.llamaModelPath ? [{ name: LLAMA_AI_CODE, weightsDigest: fileDigest(input.llamaModelPath), aiCode: [LLAMA_AI_CODE] }] : [])],
     owners: [{ id: input.owner.id, publicKeyJwk: input.owner.publicKeyJwk }],
     limits: { secretLifetimeMs: 60 * 60_000, bundleMaxAgeMs: 10 * 60_000, replayWindowMs: 5 * 60_000, workerCertLifetimeMs: 60 * 60_000 },
+    // This checkout's service image may hold the state (a handoff to a new simulated machine).
+    attestationService: { measurements: [referenceServiceMeasurement()] },
   };
 }
 

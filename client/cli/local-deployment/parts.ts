@@ -4,7 +4,8 @@
  * orchestrator's pid so it exits by itself if the orchestrator dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, closeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import { PROJECT_ROOT } from '../../../worker-os/image-digest.ts';
 
@@ -52,6 +53,49 @@ export function startPart(input: { name: string; command: string; args: string[]
       signalGroup('SIGKILL');
     },
   };
+}
+
+/** How a part's process ended, for a log line: `code 1`, `signal SIGKILL`. */
+export function exitDescription(child: ChildProcess): string {
+  return child.signalCode ? `signal ${child.signalCode}` : `code ${child.exitCode}`;
+}
+
+/**
+ * `<stateDir>/parts.json`: what `obscura up` runs now, rewritten whenever a part starts, restarts or
+ * exits, removed when up stops. For tools that inspect a part or fault it (test/bench/load.ts).
+ */
+export const PARTS_FILE = 'parts.json';
+
+export interface PartRecord {
+  name: string;
+  pid: number;
+  alive: boolean;
+  url?: string;
+  logPath: string;
+  restarts: number;
+}
+
+export interface PartsFile {
+  upPid: number;
+  parts: PartRecord[];
+}
+
+export function writePartsFile(stateDir: string, file: PartsFile): void {
+  const path = join(stateDir, PARTS_FILE);
+  writeFileSync(`${path}.tmp`, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+  renameSync(`${path}.tmp`, path); // readers never see half a file
+}
+
+export function readPartsFile(stateDir: string): PartsFile | undefined {
+  try {
+    return JSON.parse(readFileSync(join(stateDir, PARTS_FILE), 'utf8')) as PartsFile;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removePartsFile(stateDir: string): void {
+  rmSync(join(stateDir, PARTS_FILE), { force: true });
 }
 
 /** Node running one of the project's TypeScript entry points through tsx. */

@@ -72,11 +72,25 @@ export function explainStateRefusal(logPath: string, stateDir: string): string |
   return lines.join('\n');
 }
 
-/** Whether `current` still admits everything `reference` names (worker measurements, roots, AI code, models). */
+/** Every value of `reference` is in `current` (an absent reference list asks for nothing). */
+const includesAll = (current: readonly string[] | undefined, reference: readonly string[] | undefined): boolean =>
+  !reference || (current !== undefined && reference.every((v) => current.includes(v)));
+
+/**
+ * Whether `current` still admits everything `reference` names: per platform its roots and measurements
+ * (SEV-SNP, TDX), the GPU kinds with their roots, the attestation service images, the AI code and the
+ * models. What `current` admits beyond that (an admin's additions) does not matter.
+ */
 export function admitsReference(current: Manifest, reference: Manifest): boolean {
-  const cur = current.platforms['sev-snp'];
-  const ref = reference.platforms['sev-snp'];
-  if (ref && (!cur || !ref.measurements.every((m) => cur.measurements.includes(m)) || !ref.trustedRoots.every((r) => cur.trustedRoots.includes(r)))) return false;
+  const [curSnp, refSnp] = [current.platforms['sev-snp'], reference.platforms['sev-snp']];
+  if (refSnp && !(curSnp && includesAll(curSnp.measurements, refSnp.measurements) && includesAll(curSnp.trustedRoots, refSnp.trustedRoots))) return false;
+  const [curTdx, refTdx] = [current.platforms.tdx, reference.platforms.tdx];
+  if (refTdx && !(curTdx && includesAll(curTdx.mrTd, refTdx.mrTd) && includesAll(curTdx.trustedRoots, refTdx.trustedRoots))) return false;
+  for (const [kind, ref] of Object.entries(reference.gpus ?? {})) {
+    const cur = (current.gpus as Record<string, typeof ref> | undefined)?.[kind];
+    if (ref && !(cur && includesAll(cur.trustedRoots, ref.trustedRoots))) return false;
+  }
+  if (reference.attestationService && !includesAll(current.attestationService?.measurements, reference.attestationService.measurements)) return false;
   for (const a of reference.aiCode) {
     if (!current.aiCode.some((c) => c.name === a.name && c.imageDigest === a.imageDigest)) return false;
   }
