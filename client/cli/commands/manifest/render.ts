@@ -18,6 +18,22 @@ export function manifestLines(m: Manifest): string[] {
     lines.push(`sev-snp: ${snp.trustedRoots.length} trusted root(s), debug ${snp.allowDebug ? 'allowed' : 'refused'}${snp.minTcb ? `, min TCB ${JSON.stringify(snp.minTcb)}` : ''}`);
     for (const meas of snp.measurements) lines.push(`  measurement ${meas}`);
   }
+  const tdx = m.platforms.tdx;
+  if (tdx) {
+    lines.push(`tdx: ${tdx.trustedRoots.length} trusted root(s), debug ${tdx.allowDebug ? 'allowed' : 'refused'}, TCB status ${tdx.acceptedTcbStatuses.join(' | ')}`);
+    for (const mrTd of tdx.mrTd) lines.push(`  MRTD ${mrTd}`);
+    const checked = (['rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'mrConfigId', 'mrOwner'] as const).filter((k) => tdx[k]);
+    if (checked.length) lines.push(`  also checked: ${checked.join(', ')}`);
+  }
+  for (const [kind, gpu] of Object.entries(m.gpus ?? {})) {
+    if (!gpu) continue;
+    const driver = gpu.driverVersions ? `driver ${gpu.driverVersions.join(' | ')}` : gpu.minDriverVersion ? `driver >= ${gpu.minDriverVersion}` : 'any driver';
+    lines.push(
+      `gpu ${kind}: ${gpu.required ? 'required' : 'optional'}, ${gpu.trustedRoots.length} trusted root(s), ${Object.keys(gpu.measurements).length} measurement index(es)` +
+        `${gpu.allowUnlistedIndices ? ' (others unchecked)' : ''}, ${driver}${gpu.vbiosVersions ? `, VBIOS ${gpu.vbiosVersions.join(' | ')}` : ''}`,
+    );
+  }
+  if (m.attestationService) for (const meas of m.attestationService.measurements) lines.push(`attestation service image: ${meas}`);
   for (const a of m.aiCode) lines.push(`ai code: ${a.name}  ${a.imageDigest}  ${a.command.join(' ')}  (network ${a.sandbox.network}, memory ${a.sandbox.memoryLimitBytes} B)`);
   for (const model of m.models) lines.push(`model: ${model.name}  ${model.weightsDigest}  for ${model.aiCode.join(', ')}`);
   const l = m.limits;
