@@ -14,7 +14,7 @@ import {
   type RoutingFields,
 } from './constants.ts';
 import { pad, unpad } from './padding.ts';
-import { deriveRequestKeys, type RequestKeys } from './request-keys.ts';
+import { deriveRequestDirectionKeys, deriveResponseDirectionKeys, type RequestKeys } from './request-keys.ts';
 
 export const REQUEST_SUITE = 'hkdf-sha256/aes-256-gcm';
 
@@ -40,11 +40,17 @@ export interface OpenedRequest {
   keys: RequestKeys;
 }
 
+/** The associated data: every visible field (routing included), so none can change without breaking the seal. */
 function aadOf(h: SealedRequestHeader): Uint8Array {
   return encodeDeterministic({ v: h.v, suite: h.suite, sid: h.sid, salt: h.salt, ts: h.ts, method: h.method, path: h.path, routing: h.routing });
 }
 
-export async function sealRequest(input: {
+/** The envelope's bytes: the header's fields and the ciphertext in one deterministic CBOR map. */
+export function encodeSealedRequest(s: SealedRequest): Uint8Array {
+  return encodeDeterministic({ v: s.v, suite: s.suite, sid: s.sid, salt: s.salt, ts: s.ts, method: s.method, path: s.path, routing: s.routing, ct: s.ct });
+}
+
+export interface SealRequestInput {
   secretKey: CryptoKey;
   secretId: Uint8Array;
   method: string;
@@ -53,7 +59,9 @@ export async function sealRequest(input: {
   body: Uint8Array;
   now: number;
   paddingBuckets?: readonly number[];
-}): Promise<{ bytes: Uint8Array; keys: RequestKeys; header: SealedRequestHeader }> {
+}
+
+export async function sealRequest(input: SealRequestInput): Promise<{ bytes: Uint8Array; keys: RequestKeys; header: SealedRequestHeader }> {
   const header: SealedRequestHeader = {
     v: PROTOCOL_VERSION,
     suite: REQUEST_SUITE,
@@ -64,15 +72,18 @@ export async function sealRequest(input: {
     path: input.path,
     routing: input.routing,
   };
-  const keys = await deriveRequestKeys(input.secretKey, header.salt);
+  // Both directions' keys side by side; the request is encrypted as soon as its own keys are there.
+  const responseKeys = deriveResponseDirectionKeys(input.secretKey, header.salt);
+  responseKeys.catch(() => {}); // awaited below, unless the request's keys fail first
+  const requestKeys = await deriveRequestDirectionKeys(input.secretKey, header.salt);
   const ct = new Uint8Array(
     await crypto.subtle.encrypt(
-      { name: 'AES-GCM', iv: bufferOf(keys.requestIv), additionalData: bufferOf(aadOf(header)) },
-      keys.requestKey,
+      { name: 'AES-GCM', iv: bufferOf(requestKeys.requestIv), additionalData: bufferOf(aadOf(header)) },
+      requestKeys.requestKey,
       bufferOf(pad(input.body, input.paddingBuckets)),
     ),
   );
-  return { bytes: encodeDeterministic({ ...header, ct }), keys, header };
+  return { bytes: encodeSealedRequest({ ...header, ct }), keys: { ...requestKeys, ...(await responseKeys) }, header };
 }
 
 /** Parse the envelope without opening it: what the edge and the worker read before any key is used. */
@@ -106,20 +117,23 @@ export function parseSealedRequest(bytes: Uint8Array): SealedRequest {
 
 export async function openRequest(sealed: SealedRequest, secretKey: CryptoKey): Promise<OpenedRequest> {
   const { ct, ...header } = sealed;
-  const keys = await deriveRequestKeys(secretKey, header.salt);
+  // As in sealRequest: both directions' keys side by side, the request opened as soon as its own are there.
+  const responseKeys = deriveResponseDirectionKeys(secretKey, header.salt);
+  responseKeys.catch(() => {}); // awaited below, unless the request does not open
+  const requestKeys = await deriveRequestDirectionKeys(secretKey, header.salt);
   let padded: Uint8Array;
   try {
     padded = new Uint8Array(
       await crypto.subtle.decrypt(
-        { name: 'AES-GCM', iv: bufferOf(keys.requestIv), additionalData: bufferOf(aadOf(header)) },
-        keys.requestKey,
+        { name: 'AES-GCM', iv: bufferOf(requestKeys.requestIv), additionalData: bufferOf(aadOf(header)) },
+        requestKeys.requestKey,
         bufferOf(ct),
       ),
     );
   } catch (cause) {
     throw new ObscuraError('ERR_OPEN_FAILED', 'sealed request does not open: wrong secret, or bytes were changed', { cause });
   }
-  return { header, body: unpad(padded), keys };
+  return { header, body: unpad(padded), keys: { ...requestKeys, ...(await responseKeys) } };
 }
 
 /** Split an OpenAI JSON body into routing fields (plaintext) and the rest (sealed). */

@@ -85,48 +85,73 @@ export class ResponseOpener {
     return this.ended;
   }
 
+  /**
+   * Every whole frame that has arrived is checked in order and all of them are decrypted at once
+   * (WebCrypto runs them side by side: a non-streamed answer's head, body and end usually come in one
+   * chunk); the results are then taken in order, so the events and the first error are those of
+   * opening the frames one by one.
+   */
   async push(chunk: Uint8Array): Promise<ResponseEvent[]> {
     this.buffered = this.buffered.length ? concatBytes(this.buffered, chunk) : chunk;
-    const events: ResponseEvent[] = [];
-    while (this.buffered.length >= FRAME_HEADER_BYTES) {
-      const dv = new DataView(this.buffered.buffer, this.buffered.byteOffset, FRAME_HEADER_BYTES);
+    const frames: { seq: number; flags: number; padded: Promise<ArrayBuffer> }[] = [];
+    let stop: ObscuraError | undefined; // what opening one by one would throw after the frames before it
+    let offset = 0;
+    let seq = this.expectedSeq;
+    let final = this.ended;
+    while (this.buffered.length - offset >= FRAME_HEADER_BYTES) {
+      const dv = new DataView(this.buffered.buffer, this.buffered.byteOffset + offset, FRAME_HEADER_BYTES);
       const length = dv.getUint32(0);
-      const seq = dv.getUint32(4);
-      const flags = this.buffered[8];
-      if (length > MAX_FRAME_BYTES || length < 16) throw new ObscuraError('ERR_MALFORMED', 'sealed frame length is out of range');
-      if (this.buffered.length < FRAME_HEADER_BYTES + length) break;
-      if (this.ended) throw new ObscuraError('ERR_MALFORMED', 'bytes follow the final sealed frame');
-      if (seq !== this.expectedSeq) {
-        throw new ObscuraError('ERR_STREAM_REORDERED', `sealed frame ${seq} arrived where frame ${this.expectedSeq} was expected`);
+      const frameSeq = dv.getUint32(4);
+      const flags = this.buffered[offset + 8];
+      if (length > MAX_FRAME_BYTES || length < 16) {
+        stop = new ObscuraError('ERR_MALFORMED', 'sealed frame length is out of range');
+        break;
       }
-      const header = this.buffered.subarray(0, FRAME_HEADER_BYTES);
-      const ct = this.buffered.subarray(FRAME_HEADER_BYTES, FRAME_HEADER_BYTES + length);
+      if (this.buffered.length - offset < FRAME_HEADER_BYTES + length) break;
+      if (final) {
+        stop = new ObscuraError('ERR_MALFORMED', 'bytes follow the final sealed frame');
+        break;
+      }
+      if (frameSeq !== seq) {
+        stop = new ObscuraError('ERR_STREAM_REORDERED', `sealed frame ${frameSeq} arrived where frame ${seq} was expected`);
+        break;
+      }
+      const header = this.buffered.subarray(offset, offset + FRAME_HEADER_BYTES);
+      const ct = this.buffered.subarray(offset + FRAME_HEADER_BYTES, offset + FRAME_HEADER_BYTES + length);
+      const padded = crypto.subtle.decrypt(
+        { name: 'AES-GCM', iv: bufferOf(frameIv(this.ivBase, frameSeq)), additionalData: bufferOf(header) },
+        this.key,
+        bufferOf(ct),
+      );
+      padded.catch(() => {}); // taken in order below; an earlier failure must not leave this one unheard
+      offset += FRAME_HEADER_BYTES + length;
+      frames.push({ seq: frameSeq, flags, padded });
+      seq++;
+      final = (flags & FLAG_FINAL) !== 0; // trusted only once this frame opens
+    }
+    const events: ResponseEvent[] = [];
+    for (const f of frames) {
       let padded: Uint8Array;
       try {
-        padded = new Uint8Array(
-          await crypto.subtle.decrypt(
-            { name: 'AES-GCM', iv: bufferOf(frameIv(this.ivBase, seq)), additionalData: bufferOf(header) },
-            this.key,
-            bufferOf(ct),
-          ),
-        );
+        padded = new Uint8Array(await f.padded);
       } catch (cause) {
-        throw new ObscuraError('ERR_OPEN_FAILED', `sealed frame ${seq} does not open: bytes were changed`, { cause });
+        throw new ObscuraError('ERR_OPEN_FAILED', `sealed frame ${f.seq} does not open: bytes were changed`, { cause });
       }
-      this.buffered = this.buffered.subarray(FRAME_HEADER_BYTES + length);
       this.expectedSeq++;
       const content = unpad(padded);
-      if (flags & FLAG_FINAL) {
-        if (seq === 0) throw new ObscuraError('ERR_MALFORMED', 'the final frame cannot be the head frame');
+      if (f.flags & FLAG_FINAL) {
+        if (f.seq === 0) throw new ObscuraError('ERR_MALFORMED', 'the final frame cannot be the head frame');
         this.ended = true;
         events.push({ type: 'end' });
-      } else if (seq === 0) {
+      } else if (f.seq === 0) {
         const head = asRecord(decodeStrict(content, 'response head'), 'response head');
         events.push({ type: 'head', status: fieldInt(head, 'status', 'response head'), contentType: fieldString(head, 'contentType', 'response head') });
       } else {
         events.push({ type: 'data', bytes: content });
       }
     }
+    this.buffered = this.buffered.subarray(offset);
+    if (stop) throw stop;
     return events;
   }
 
