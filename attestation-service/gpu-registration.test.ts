@@ -30,8 +30,7 @@ import { SIM_GPU_DRIVER_VERSION, SIM_GPU_VBIOS_VERSION, openSimulatedNvidiaGpu, 
 import { ensureSimulatedHardware, simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { simulatedGpuProvider } from '../worker-os/tee/simulated-gpu.ts';
 import type { GpuEvidenceProvider, TeeProvider } from '../worker-os/tee/provider.ts';
-import { caAgent, httpJson, makeOwner, postRegistration, putManifest, testManifest, type TestOwner } from '../test/as/fixtures.ts';
-import { createServiceServer } from './server.ts';
+import { closeInProcess, listenInProcess, caAgent, httpJson, makeOwner, postRegistration, putManifest, testManifest, type TestOwner } from '../test/as/fixtures.ts';
 import { openAttestationService, type OpenedService } from './service.ts';
 
 let dir: string;
@@ -54,18 +53,14 @@ let port = 0;
 async function start(): Promise<void> {
   const serviceTee = await simulatedSnpProvider({ hardwareDir: machine, measurement: serviceMeasurement });
   const service = await openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const server = createServiceServer(service.ctx, tls);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  port = (server.address() as { port: number }).port;
-  running = { service, server, url: `https://127.0.0.1:${port}` };
+  const { server, url } = await listenInProcess(service, tls, port);
+  port = Number(new URL(url).port);
+  running = { service, server, url };
 }
 
 async function stop(): Promise<void> {
   if (!running) return;
-  running.server.closeAllConnections();
-  await new Promise((r) => running!.server.close(r));
-  await running.service.state.persist();
-  await running.service.close();
+  await closeInProcess(running);
   running = undefined;
 }
 

@@ -31,8 +31,7 @@ import { parseClientPolicy } from '../client/sdk/policy.ts';
 import { simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { openSimulatedSnpTee } from '../worker-os/tee-sim/index.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
-import { caAgent, fetchVerifiedBundle, makeOwner, putManifest, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
-import { createServiceServer } from './server.ts';
+import { closeInProcess, listenInProcess, caAgent, fetchVerifiedBundle, makeOwner, putManifest, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
 import { openAttestationService, type OpenedService } from './service.ts';
 
 let dir: string;
@@ -53,18 +52,14 @@ let port = 0;
 async function start(): Promise<void> {
   const tee = await simulatedSnpProvider({ hardwareDir: join(dir, 'tee'), measurement: serviceMeasurement });
   const service = await openAttestationService({ tee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const server = createServiceServer(service.ctx, tls);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  port = (server.address() as { port: number }).port;
-  running = { service, server, url: `https://127.0.0.1:${port}` };
+  const { server, url } = await listenInProcess(service, tls, port);
+  port = Number(new URL(url).port);
+  running = { service, server, url };
 }
 
 async function stop(): Promise<void> {
   if (!running) return;
-  running.server.closeAllConnections();
-  await new Promise((r) => running!.server.close(r));
-  await running.service.state.persist();
-  await running.service.close();
+  await closeInProcess(running);
   running = undefined;
 }
 

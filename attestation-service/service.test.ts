@@ -37,9 +37,11 @@ import { openSimulatedSnpTee } from '../worker-os/tee-sim/index.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
 import {
   caAgent,
+  closeInProcess,
   encodingsOf,
   fetchVerifiedBundle,
   httpJson,
+  listenInProcess,
   makeOwner,
   postRegistration,
   putManifest,
@@ -49,7 +51,6 @@ import {
   type ServicePolicy,
   type TestOwner,
 } from '../test/as/fixtures.ts';
-import { createServiceServer } from './server.ts';
 import { openAttestationService, type OpenedService } from './service.ts';
 
 let dir: string;
@@ -70,20 +71,15 @@ let port = 0; // kept across restarts, so workers find the service where it was
 
 async function start(): Promise<string> {
   const service = await openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const server = createServiceServer(service.ctx, tls);
-  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-  port = (server.address() as { port: number }).port;
-  const url = `https://127.0.0.1:${port}`;
+  const { server, url } = await listenInProcess(service, tls, port);
+  port = Number(new URL(url).port);
   running = { service, server, url };
   return url;
 }
 
 async function stop(): Promise<void> {
   if (!running) return;
-  running.server.closeAllConnections();
-  await new Promise((r) => running!.server.close(r));
-  await running.service.state.persist();
-  await running.service.close();
+  await closeInProcess(running);
   running = undefined;
 }
 

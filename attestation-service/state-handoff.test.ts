@@ -31,10 +31,9 @@ import { parseClientPolicy } from '../client/sdk/policy.ts';
 import { simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { openSimulatedSnpTee } from '../worker-os/tee-sim/index.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
-import { caAgent, encodingsOf, fetchVerifiedBundle, httpJson, makeOwner, putManifest, registrationBody, postRegistration, submitSecret, testManifest, type TestOwner } from '../test/as/fixtures.ts';
+import { closeInProcess, listenInProcess, caAgent, encodingsOf, fetchVerifiedBundle, httpJson, makeOwner, putManifest, registrationBody, postRegistration, submitSecret, testManifest, type TestOwner } from '../test/as/fixtures.ts';
 import { freePort } from '../test/e2e/harness.ts';
 import { SEALING_PURPOSE, SealedStateFile } from './sealed-state.ts';
-import { createServiceServer } from './server.ts';
 import { openAttestationService, type OpenedService } from './service.ts';
 import type { ServiceStateSnapshot } from './service-state.ts';
 import { openHandedOverState, prepareHandoffRequest, receiveStateHandoff, StateHandoffConnection } from './state-handoff.ts';
@@ -84,19 +83,15 @@ async function startService(input: { name: string; tee: TeeProvider; measurement
     log: (e) => logged.push({ as: input.name, ...e }),
     adopt: input.adopt,
   });
-  const server = createServiceServer(service.ctx, input.tls);
-  await new Promise<void>((r) => server.listen(input.port ?? 0, '127.0.0.1', r));
-  const r: Running = { name: input.name, service, server, url: `https://127.0.0.1:${(server.address() as { port: number }).port}`, tls: input.tls };
+  const { server, url } = await listenInProcess(service, input.tls, input.port);
+  const r: Running = { name: input.name, service, server, url, tls: input.tls };
   running.push(r);
   return r;
 }
 
 async function stopService(r: Running): Promise<void> {
   running.splice(running.indexOf(r), 1);
-  r.server.closeAllConnections();
-  await new Promise((res) => r.server.close(res));
-  await r.service.state.persist();
-  await r.service.close();
+  await closeInProcess(r);
 }
 
 /** A source on machine 1 with the manifest set (extra sources for the refusal cases). */

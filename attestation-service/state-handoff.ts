@@ -44,7 +44,7 @@ import {
   type StateHandoffRequest,
 } from '../shared/protocol/state-handoff.ts';
 import { verifyBundle, type VerifiedBundle } from '../shared/protocol/verify-bundle.ts';
-import { fromWireError } from '../shared/protocol/wire-error.ts';
+import { fromWireErrorBytes } from '../shared/protocol/wire-error.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
 import { ManifestStore } from './manifest-store.ts';
 import type { ServiceContext } from './server.ts';
@@ -327,15 +327,7 @@ export class StateHandoffConnection {
       chunks.push(c as Buffer);
     }
     const bytes = new Uint8Array(Buffer.concat(chunks));
-    if (res.statusCode >= 300) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(new TextDecoder().decode(bytes));
-      } catch {
-        parsed = undefined;
-      }
-      throw fromWireError(res.statusCode, parsed);
-    }
+    if (res.statusCode >= 300) throw fromWireErrorBytes(res.statusCode, bytes);
     return bytes;
   }
 

@@ -31,8 +31,7 @@ import { openSimulatedTdxTee, type SimulatedTdQuoteRequest } from '../worker-os/
 import { ensureSimulatedHardware, simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { simulatedTdxProvider, simulatedTdxRootOf } from '../worker-os/tee/simulated-tdx.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
-import { caAgent, httpJson, makeOwner, postRegistration, putManifest, registrationBody, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
-import { createServiceServer } from './server.ts';
+import { closeInProcess, listenInProcess, caAgent, httpJson, makeOwner, postRegistration, putManifest, registrationBody, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
 import { openAttestationService, type OpenedService } from './service.ts';
 
 let dir: string;
@@ -55,9 +54,8 @@ let running: { service: OpenedService; server: Server; url: string } | undefined
 async function start(): Promise<void> {
   const serviceTee = await simulatedSnpProvider({ hardwareDir: machine, measurement: serviceMeasurement });
   const service = await openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const server = createServiceServer(service.ctx, tls);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  running = { service, server, url: `https://127.0.0.1:${(server.address() as { port: number }).port}` };
+  const { server, url } = await listenInProcess(service, tls);
+  running = { service, server, url };
 }
 
 const url = () => running!.url;
@@ -123,11 +121,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  if (running) {
-    running.server.closeAllConnections();
-    await new Promise((r) => running!.server.close(r));
-    await running.service.close();
-  }
+  if (running) await closeInProcess(running);
   await agent?.close();
   await rm(dir, { recursive: true, force: true });
 });

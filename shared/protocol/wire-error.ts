@@ -46,3 +46,14 @@ export function fromWireError(status: number, body: unknown): ObscuraError {
   if (err && isErrorCode(err.code) && typeof err.message === 'string') return new ObscuraError(err.code, err.message);
   return new ObscuraError('ERR_UPSTREAM', `unexpected response (HTTP ${status})`);
 }
+
+/** The same, from a response body's bytes (JSON, or anything else). */
+export function fromWireErrorBytes(status: number, bytes: Uint8Array): ObscuraError {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    parsed = undefined;
+  }
+  return fromWireError(status, parsed);
+}

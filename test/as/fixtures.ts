@@ -18,6 +18,9 @@ import { verifyBundle, type VerifiedBundle } from '../../shared/protocol/verify-
 import { workerRegistrationReportData } from '../../shared/protocol/worker-registration.ts';
 import type { TeeProvider } from '../../worker-os/tee/provider.ts';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import type { Server } from 'node:https';
+import { createServiceServer } from '../../attestation-service/server.ts';
+import type { OpenedService } from '../../attestation-service/service.ts';
 
 export interface TestOwner {
   id: string;
@@ -126,4 +129,19 @@ export async function postRegistration(agent: Agent, asUrl: string, body: Uint8A
 /** Every way `bytes` could appear in a text log. */
 export function encodingsOf(bytes: Uint8Array): string[] {
   return [toHex(bytes), Buffer.from(bytes).toString('base64').replace(/=+$/, ''), toBase64Url(bytes)];
+}
+
+/** An opened service's HTTPS server on 127.0.0.1 (port 0: a free one), as main.ts serves it. */
+export async function listenInProcess(service: OpenedService, tls: { certPem: string; keyPem: string }, port = 0): Promise<{ server: Server; url: string }> {
+  const server = createServiceServer(service.ctx, tls);
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return { server, url: `https://127.0.0.1:${(server.address() as { port: number }).port}` };
+}
+
+/** Stop serving, make the state durable and release the state directory, as main.ts does on shutdown. */
+export async function closeInProcess(running: { service: OpenedService; server: Server }): Promise<void> {
+  running.server.closeAllConnections();
+  await new Promise((r) => running.server.close(r));
+  await running.service.state.persist();
+  await running.service.close();
 }

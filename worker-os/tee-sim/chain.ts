@@ -12,13 +12,13 @@
  * VCEKs are issued per (product line, TCB) on demand, as AMD's KDS does, and kept in the same file.
  */
 import 'reflect-metadata';
-import { chmod, link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import { bufferOf, fromBase64, fromHex, randomBytes, toBase64Url, toHex } from '../../shared/bytes.ts';
 import { ObscuraError } from '../../shared/errors.ts';
+import { loadOrCreatePersistedState, readPersistedState, writeAtomic, type PersistedStateKind } from './persisted-state.ts';
 import { encodePem } from '../../shared/attestation/x509/pem.ts';
 import { pkijsEngine } from '../../shared/attestation/x509/engine.ts';
 import { AMD_KDS_OID, TURIN_HWID_BYTES } from '../../shared/attestation/sev-snp/vcek-extensions.ts';
@@ -117,71 +117,29 @@ function vcekKey(kind: SimulatedSigningKey, productLine: SnpProductLine, tcb: Tc
  * missing. A corrupt state file is an error, never silently replaced: policies pin its ARK.
  */
 export async function loadOrCreateSimulatedChain(dir: string): Promise<SimulatedChain> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, SIM_STATE_FILE);
-  let state = await readState(path);
-  if (!state) {
-    const fresh = await generateState();
-    state = await createExclusive(path, fresh);
-  }
+  const state = await loadOrCreatePersistedState(path, SNP_CHAIN_STATE, generateState);
   const chain = await openState(dir, path, state);
   await writeAtomic(join(dir, SIM_ARK_PEM_FILE), chain.arkPem);
   return chain;
 }
 
-async function readState(path: string): Promise<StoredState | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  let state: StoredState;
-  try {
-    state = JSON.parse(text) as StoredState;
-  } catch (cause) {
-    throw new ObscuraError('ERR_MALFORMED', `${path} is not valid JSON`, { cause });
-  }
-  if (
-    state?.format !== STATE_FORMAT ||
-    typeof state.ark !== 'string' ||
-    typeof state.ask !== 'string' ||
-    typeof state.askPkcs8 !== 'string' ||
-    typeof state.chipId !== 'string' ||
-    typeof state.reportId !== 'string' ||
-    typeof state.vceks !== 'object'
-  ) {
-    throw new ObscuraError('ERR_MALFORMED', `${path} is not a simulated SEV-SNP chain (${STATE_FORMAT})`);
-  }
-  return state;
-}
-
-/** Write `state` to `path` only if no one else did first; return whichever state won. */
-async function createExclusive(path: string, state: StoredState): Promise<StoredState> {
-  const tmp = `${path}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
-  await writeFile(tmp, JSON.stringify(state), { mode: 0o600, flag: 'wx' });
-  await chmod(tmp, 0o600);
-  try {
-    await link(tmp, path); // atomic create-if-absent
-    return state;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const existing = await readState(path);
-    if (!existing) throw error;
-    return existing;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
-
-/** Replace `path` with `text` atomically (0600); also used for the simulated GPU's root PEM. */
-export async function writeAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
-  await writeFile(tmp, text, { mode: 0o600, flag: 'wx' });
-  await chmod(tmp, 0o600);
-  await rename(tmp, path);
-}
+/** The persisted chain: its format and the fields every start needs. */
+const SNP_CHAIN_STATE: PersistedStateKind<StoredState> = {
+  what: `a simulated SEV-SNP chain (${STATE_FORMAT})`,
+  isValid(value: unknown): value is StoredState {
+    const state = value as StoredState | undefined;
+    return !(
+      state?.format !== STATE_FORMAT ||
+      typeof state.ark !== 'string' ||
+      typeof state.ask !== 'string' ||
+      typeof state.askPkcs8 !== 'string' ||
+      typeof state.chipId !== 'string' ||
+      typeof state.reportId !== 'string' ||
+      typeof state.vceks !== 'object'
+    );
+  },
+};
 
 function provider(): void {
   x509.cryptoProvider.set(globalThis.crypto);
@@ -267,7 +225,7 @@ async function openState(dir: string, path: string, state: StoredState): Promise
     let pending = issued.get(key);
     if (!pending) {
       pending = (async () => {
-        const latest = (await readState(path)) ?? state;
+        const latest = (await readPersistedState(path, SNP_CHAIN_STATE)) ?? state;
         const stored = latest.vceks[key] ?? state.vceks[key];
         if (stored) return load(stored);
         const fresh = await issueVcek({ kind, productLine, tcb, askDer, askPrivateKey, chipId });

@@ -13,7 +13,6 @@
  */
 import 'reflect-metadata';
 import { createHash } from 'node:crypto';
-import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
@@ -21,7 +20,7 @@ import { bufferOf, fromBase64Url, fromHex, randomBytes, toBase64Url, toHex, utf8
 import { ObscuraError } from '../../shared/errors.ts';
 import { encodePem } from '../../shared/attestation/x509/pem.ts';
 import { FWID_SHA384_BYTES, NVIDIA_GPU_CHAIN_CERTS, OID_NVIDIA_FWID_EXTENSION } from '../../shared/attestation/nvidia/index.ts';
-import { writeAtomic } from './chain.ts';
+import { loadOrCreatePersistedState, writeAtomic, type PersistedStateKind } from './persisted-state.ts';
 
 export const SIM_GPU_STATE_FILE = 'nvidia-gpu-sim.json';
 export const SIM_GPU_ROOT_PEM_FILE = 'nvidia-root.pem';
@@ -69,59 +68,28 @@ export function simulatedGpuFwid(): Uint8Array {
  * missing. A corrupt state file is an error, never silently replaced: manifests pin its root.
  */
 export async function loadOrCreateSimulatedGpuChain(dir: string): Promise<SimulatedGpuChain> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, SIM_GPU_STATE_FILE);
-  let state = await readState(path);
-  if (!state) state = await createExclusive(path, await generateState());
+  const state = await loadOrCreatePersistedState(path, GPU_CHAIN_STATE, generateState);
   const chain = await openState(dir, path, state);
   await writeAtomic(join(dir, SIM_GPU_ROOT_PEM_FILE), chain.rootPem);
   return chain;
 }
 
-async function readState(path: string): Promise<StoredGpuState | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  let state: StoredGpuState;
-  try {
-    state = JSON.parse(text) as StoredGpuState;
-  } catch (cause) {
-    throw new ObscuraError('ERR_MALFORMED', `${path} is not valid JSON`, { cause });
-  }
-  if (
-    state?.format !== STATE_FORMAT ||
-    !Array.isArray(state.certs) ||
-    state.certs.length !== NVIDIA_GPU_CHAIN_CERTS ||
-    !state.certs.every((c) => typeof c === 'string') ||
-    typeof state.leafPkcs8 !== 'string' ||
-    typeof state.fwid !== 'string'
-  ) {
-    throw new ObscuraError('ERR_MALFORMED', `${path} is not a simulated NVIDIA GPU chain (${STATE_FORMAT})`);
-  }
-  return state;
-}
-
-/** Write `state` to `path` only if no one else did first; return whichever state won. */
-async function createExclusive(path: string, state: StoredGpuState): Promise<StoredGpuState> {
-  const tmp = `${path}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
-  await writeFile(tmp, JSON.stringify(state), { mode: 0o600, flag: 'wx' });
-  await chmod(tmp, 0o600);
-  try {
-    await link(tmp, path); // atomic create-if-absent
-    return state;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const existing = await readState(path);
-    if (!existing) throw error;
-    return existing;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
+/** The persisted chain: its format and the fields every start needs. */
+const GPU_CHAIN_STATE: PersistedStateKind<StoredGpuState> = {
+  what: `a simulated NVIDIA GPU chain (${STATE_FORMAT})`,
+  isValid(value: unknown): value is StoredGpuState {
+    const state = value as StoredGpuState | undefined;
+    return !(
+      state?.format !== STATE_FORMAT ||
+      !Array.isArray(state.certs) ||
+      state.certs.length !== NVIDIA_GPU_CHAIN_CERTS ||
+      !state.certs.every((c) => typeof c === 'string') ||
+      typeof state.leafPkcs8 !== 'string' ||
+      typeof state.fwid !== 'string'
+    );
+  },
+};
 
 async function openState(dir: string, path: string, state: StoredGpuState): Promise<SimulatedGpuChain> {
   const chainDer = state.certs.map((c) => fromBase64Url(c));

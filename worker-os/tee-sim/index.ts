@@ -21,7 +21,7 @@ export {
   type SimulatedChain,
   type SimulatedVcek,
 } from './chain.ts';
-export { SIM_SEALING_SECRET_FILE, deriveSimulatedSealingKey, loadOrCreateMachineSecret } from './sealing.ts';
+export { SIM_SEALING_SECRET_FILE, deriveSimulatedSealingKey, loadOrCreateMachineSecret, simulatedSealingKeys } from './sealing.ts';
 export {
   SIM_GPU_DRIVER_VERSION,
   SIM_GPU_KIND,

@@ -60,3 +60,15 @@ export async function deriveSimulatedSealingKey(machineSecret: Uint8Array, measu
   );
   return new Uint8Array(bits);
 }
+
+/** TeeProvider.sealingKey for a guest with `measurement` on the simulated machine in `hardwareDir`. */
+export function simulatedSealingKeys(hardwareDir: string, measurement: Uint8Array): (purpose: string) => Promise<Uint8Array> {
+  return async (purpose) => {
+    const root = await loadOrCreateMachineSecret(hardwareDir);
+    try {
+      return await deriveSimulatedSealingKey(root, measurement, purpose);
+    } finally {
+      root.fill(0);
+    }
+  };
+}

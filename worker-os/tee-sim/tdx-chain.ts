@@ -17,7 +17,6 @@
  * CA and TCB Signing keys are kept, as Intel's PCS keeps them, to issue fresh PCK CRLs and collateral.
  */
 import 'reflect-metadata';
-import { chmod, link, mkdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import * as asn1js from 'asn1js';
@@ -25,7 +24,7 @@ import { bufferOf, fromBase64Url, fromHex, randomBytes, toBase64Url, toHex } fro
 import { ObscuraError } from '../../shared/errors.ts';
 import { encodePem } from '../../shared/attestation/x509/pem.ts';
 import { SGX_EXTENSIONS_OID, SGX_TCB_COMPONENT_COUNT } from '../../shared/attestation/tdx/pck-extensions.ts';
-import { writeAtomic } from './chain.ts';
+import { loadOrCreatePersistedState, writeAtomic, type PersistedStateKind } from './persisted-state.ts';
 
 export const SIM_TDX_STATE_FILE = 'tdx-sim.json';
 export const SIM_TDX_ROOT_PEM_FILE = 'tdx-root.pem';
@@ -94,58 +93,27 @@ interface StoredTdxState {
  * missing. A corrupt state file is an error, never silently replaced: manifests pin its root.
  */
 export async function loadOrCreateSimulatedTdxChain(dir: string): Promise<SimulatedTdxChain> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
   const path = join(dir, SIM_TDX_STATE_FILE);
-  let state = await readState(path);
-  if (!state) state = await createExclusive(path, await generateState());
+  const state = await loadOrCreatePersistedState(path, TDX_CHAIN_STATE, generateState);
   const chain = await openState(dir, path, state);
   await writeAtomic(join(dir, SIM_TDX_ROOT_PEM_FILE), chain.rootPem);
   return chain;
 }
 
-async function readState(path: string): Promise<StoredTdxState | undefined> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw error;
-  }
-  let state: StoredTdxState;
-  try {
-    state = JSON.parse(text) as StoredTdxState;
-  } catch (cause) {
-    throw new ObscuraError('ERR_MALFORMED', `${path} is not valid JSON`, { cause });
-  }
-  const strings = (o: unknown, keys: string[]) => typeof o === 'object' && o !== null && keys.every((k) => typeof (o as Record<string, unknown>)[k] === 'string');
-  if (
-    state?.format !== STATE_FORMAT ||
-    !strings(state.certs, ['root', 'pckCa', 'pckLeaf', 'tcbSigning']) ||
-    !strings(state.keys, ['pckCa', 'pckLeaf', 'tcbSigning', 'attestation']) ||
-    !strings(state, ['rootCrl', 'attestationPublic', 'ppid', 'qeId'])
-  ) {
-    throw new ObscuraError('ERR_MALFORMED', `${path} is not a simulated TDX chain (${STATE_FORMAT})`);
-  }
-  return state;
-}
-
-/** Write `state` to `path` only if no one else did first; return whichever state won. */
-async function createExclusive(path: string, state: StoredTdxState): Promise<StoredTdxState> {
-  const tmp = `${path}.${process.pid}.${toHex(randomBytes(6))}.tmp`;
-  await writeFile(tmp, JSON.stringify(state), { mode: 0o600, flag: 'wx' });
-  await chmod(tmp, 0o600);
-  try {
-    await link(tmp, path); // atomic create-if-absent
-    return state;
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    const existing = await readState(path);
-    if (!existing) throw error;
-    return existing;
-  } finally {
-    await unlink(tmp).catch(() => undefined);
-  }
-}
+/** The persisted chain: its format and the fields every start needs. */
+const TDX_CHAIN_STATE: PersistedStateKind<StoredTdxState> = {
+  what: `a simulated TDX chain (${STATE_FORMAT})`,
+  isValid(value: unknown): value is StoredTdxState {
+    const state = value as StoredTdxState | undefined;
+    const strings = (o: unknown, keys: string[]) => typeof o === 'object' && o !== null && keys.every((k) => typeof (o as Record<string, unknown>)[k] === 'string');
+    return !(
+      state?.format !== STATE_FORMAT ||
+      !strings(state.certs, ['root', 'pckCa', 'pckLeaf', 'tcbSigning']) ||
+      !strings(state.keys, ['pckCa', 'pckLeaf', 'tcbSigning', 'attestation']) ||
+      !strings(state, ['rootCrl', 'attestationPublic', 'ppid', 'qeId'])
+    );
+  },
+};
 
 async function openState(dir: string, path: string, state: StoredTdxState): Promise<SimulatedTdxChain> {
   const der = (b64: string) => fromBase64Url(b64);

@@ -3,7 +3,7 @@
  * launch measurement the process computed from its image. Everything else is the real report path.
  * Sealing keys come from the simulated machine's sealing root and that same measurement.
  */
-import { deriveSimulatedSealingKey, loadOrCreateMachineSecret, openSimulatedNvidiaGpu, openSimulatedSnpTee } from '../tee-sim/index.ts';
+import { loadOrCreateMachineSecret, openSimulatedNvidiaGpu, openSimulatedSnpTee, simulatedSealingKeys } from '../tee-sim/index.ts';
 import type { TeeProvider } from './provider.ts';
 import { ensureSimulatedTdx } from './simulated-tdx.ts';
 
@@ -15,14 +15,7 @@ export async function simulatedSnpProvider(input: { hardwareDir: string; measure
       const e = await tee.evidence({ reportData, measurement: input.measurement });
       return { platform: 'sev-snp', report: e.report, vcek: e.vcekDer, ask: e.askDer };
     },
-    async sealingKey(purpose) {
-      const root = await loadOrCreateMachineSecret(input.hardwareDir);
-      try {
-        return await deriveSimulatedSealingKey(root, input.measurement, purpose);
-      } finally {
-        root.fill(0);
-      }
-    },
+    sealingKey: simulatedSealingKeys(input.hardwareDir, input.measurement),
   };
 }
 

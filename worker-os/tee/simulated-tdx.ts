@@ -5,7 +5,7 @@
  * Sealing keys come from the simulated machine's sealing root and that same measurement.
  */
 import type { TcbLevelStatus } from '../../shared/attestation/tdx/tcb-info.ts';
-import { deriveSimulatedSealingKey, loadOrCreateMachineSecret, openSimulatedTdxTee } from '../tee-sim/index.ts';
+import { openSimulatedTdxTee, simulatedSealingKeys } from '../tee-sim/index.ts';
 import type { TeeProvider } from './provider.ts';
 
 export async function simulatedTdxProvider(input: { hardwareDir: string; measurement: Uint8Array; platformStatus?: TcbLevelStatus }): Promise<TeeProvider> {
@@ -13,14 +13,7 @@ export async function simulatedTdxProvider(input: { hardwareDir: string; measure
   return {
     platform: 'tdx',
     attest: (reportData) => tee.evidence({ reportData, mrTd: input.measurement }),
-    async sealingKey(purpose) {
-      const root = await loadOrCreateMachineSecret(input.hardwareDir);
-      try {
-        return await deriveSimulatedSealingKey(root, input.measurement, purpose);
-      } finally {
-        root.fill(0);
-      }
-    },
+    sealingKey: simulatedSealingKeys(input.hardwareDir, input.measurement),
   };
 }
 

@@ -15,7 +15,7 @@ import { ObscuraError } from '../../../../shared/errors.ts';
 import { coreDigest } from '../../../../shared/protocol/attested-core.ts';
 import { BUNDLE_CONTENT_TYPE } from '../../../../shared/protocol/constants.ts';
 import { verifyBundle, type VerifiedBundle } from '../../../../shared/protocol/verify-bundle.ts';
-import { fromWireError } from '../../../../shared/protocol/wire-error.ts';
+import { fromWireErrorBytes } from '../../../../shared/protocol/wire-error.ts';
 import type { Manifest } from '../../../../shared/manifest/schema.ts';
 import { bundleVerificationOptions, parseClientPolicy, type ClientPolicy } from '../../../sdk/policy.ts';
 
@@ -179,15 +179,7 @@ export class AdminClient {
       throw new ObscuraError('ERR_UPSTREAM', `cannot reach the attestation service at ${this.settings.asUrl} (${(cause as Error).message})`, { cause });
     }
     const bytes = new Uint8Array(await res.body.arrayBuffer());
-    if (res.statusCode >= 300) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(new TextDecoder().decode(bytes));
-      } catch {
-        parsed = undefined;
-      }
-      throw fromWireError(res.statusCode, parsed);
-    }
+    if (res.statusCode >= 300) throw fromWireErrorBytes(res.statusCode, bytes);
     return { status: res.statusCode, bytes };
   }
 
