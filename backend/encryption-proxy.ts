@@ -222,8 +222,24 @@ export class EncryptionProxy {
       upstreamStatus = up.statusCode;
       const contentType = String(up.headers['content-type'] ?? 'application/json');
       res.writeHead(200, { 'content-type': SEALED_RESPONSE_CONTENT_TYPE, 'cache-control': 'no-store' });
-      enqueue(sealer.head(up.statusCode, contentType), 0);
       const sse = contentType.startsWith('text/event-stream') ? new SseSplitter() : undefined;
+      // A non-streamed answer is held back with its head while its bytes keep arriving without a wait:
+      // when it is whole by then, it goes as one complete frame (one seal, one open); otherwise as a head
+      // and data frames, as a stream does.
+      let held: Buffer[] | undefined = sse ? undefined : [];
+      let heldBytes = 0;
+      const release = () => {
+        enqueue(sealer.head(up.statusCode, contentType), 0);
+        for (const bytes of held ?? []) enqueueData(bytes);
+        held = undefined;
+      };
+      const enqueueData = (bytes: Buffer) => {
+        for (let i = 0; i < bytes.length; i += MAX_FRAME_CONTENT_BYTES) {
+          const content = new Uint8Array(bytes.subarray(i, i + MAX_FRAME_CONTENT_BYTES));
+          enqueue(sealer.data(content), content.length);
+        }
+      };
+      if (!held) release();
       const decoder = new TextDecoder();
       const chunks = up.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
       for (;;) {
@@ -231,25 +247,31 @@ export class EncryptionProxy {
         // join the same write (bounded, so a fast AI code still meets the client's backpressure).
         const next = chunks.next();
         next.catch(() => {}); // awaited below; when a write fails first, its rejection must not go unheard
-        if (queued.length >= MAX_FRAMES_PER_WRITE || queuedBytes >= MAX_FRAME_CONTENT_BYTES || !(await settlesWithoutIo(next))) await flush();
+        const mustWait = !(await settlesWithoutIo(next));
+        if (held && (mustWait || heldBytes >= MAX_FRAME_CONTENT_BYTES)) release();
+        if (queued.length >= MAX_FRAMES_PER_WRITE || queuedBytes >= MAX_FRAME_CONTENT_BYTES || mustWait) await flush();
         const r = await next;
         if (r.done) break;
         const bytes = r.value;
-        if (sse) {
+        if (held) {
+          held.push(bytes);
+          heldBytes += bytes.length;
+        } else if (sse) {
           for (const ev of sse.push(decoder.decode(bytes, { stream: true }))) {
             const content = utf8(ev);
             enqueue(sealer.data(content), content.length);
           }
         } else {
-          for (let i = 0; i < bytes.length; i += MAX_FRAME_CONTENT_BYTES) {
-            const content = new Uint8Array(bytes.subarray(i, i + MAX_FRAME_CONTENT_BYTES));
-            enqueue(sealer.data(content), content.length);
-          }
+          enqueueData(bytes);
         }
       }
-      const rest = sse?.rest();
-      if (rest) enqueue(sealer.data(utf8(rest)), rest.length);
-      enqueue(sealer.end(), 0);
+      if (held) {
+        enqueue(sealer.complete(up.statusCode, contentType, new Uint8Array(Buffer.concat(held))), heldBytes);
+      } else {
+        const rest = sse?.rest();
+        if (rest) enqueue(sealer.data(utf8(rest)), rest.length);
+        enqueue(sealer.end(), 0);
+      }
       await flush();
       res.end();
       completed = true;

@@ -18,8 +18,52 @@ export function openAiErrorResponse(e: ObscuraError, status: number): Response {
   return Response.json({ error: { message: e.message, type: 'obscura_error', code: e.code, param: null } }, { status });
 }
 
-async function readBodyJson(req: Request): Promise<Record<string, unknown>> {
-  const text = await req.text();
+/** What a call needs from fetch's arguments. */
+interface CallParts {
+  url: URL;
+  method: string;
+  text: string; // the body ('' when none)
+  authorization: string | null;
+  signal?: AbortSignal;
+}
+
+const UTF8 = new TextDecoder(); // replacing bad sequences, as Request.text() does
+
+/**
+ * A signal of this call's own that follows the caller's, as `new Request()` makes one: the fetch it is
+ * passed to then never sees the caller's object (a signal given `setMaxListeners(0)` trips undici's
+ * Request on Node 20, for one).
+ */
+function followSignal(signal: AbortSignal | null | undefined): AbortSignal | undefined {
+  if (!signal) return undefined;
+  if (signal.aborted) return AbortSignal.abort(signal.reason);
+  const own = new AbortController();
+  signal.addEventListener('abort', () => own.abort(signal.reason), { once: true });
+  return own.signal;
+}
+
+/**
+ * Read a fetch call. The OpenAI client passes a URL string and a string body (the client proxy, bytes):
+ * those are read as they are, without building a `Request` (which costs more than sealing's own JSON
+ * work); anything else goes through `new Request()`, as fetch would.
+ */
+async function readCall(input: RequestInfo | URL, init: RequestInit | undefined): Promise<CallParts> {
+  const body = init?.body;
+  const text = body === undefined || body === null ? '' : typeof body === 'string' ? body : body instanceof Uint8Array ? UTF8.decode(body) : undefined;
+  if ((typeof input === 'string' || input instanceof URL) && text !== undefined) {
+    return {
+      url: new URL(input, (globalThis as { location?: { href: string } }).location?.href), // relative to the page, as fetch resolves it
+      method: (init?.method ?? 'GET').toUpperCase(),
+      text,
+      authorization: new Headers(init?.headers).get('authorization'),
+      signal: followSignal(init?.signal),
+    };
+  }
+  const req = new Request(input, init);
+  return { url: new URL(req.url), method: req.method.toUpperCase(), text: await req.text(), authorization: req.headers.get('authorization'), signal: req.signal };
+}
+
+function parseBodyJson(text: string): Record<string, unknown> {
   if (!text) return {};
   let value: unknown;
   try {
@@ -61,14 +105,11 @@ export function createObscuraFetch(options: SessionOptions): ObscuraFetch {
   const baseFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
 
   const obscuraFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const req = new Request(input, init);
-    const url = new URL(req.url);
+    const { url, method, text, authorization, signal } = await readCall(input, init);
     const path = apiPath(url.pathname);
-    const method = req.method.toUpperCase();
-    const json = method === 'GET' ? {} : await readBodyJson(req);
+    const json = method === 'GET' ? {} : parseBodyJson(text);
     const { routing, rest } = splitRequestRouting(path, json);
     const body = method === 'GET' ? new Uint8Array(0) : utf8(JSON.stringify(rest));
-    const authorization = req.headers.get('authorization');
 
     for (let attempt = 0; ; attempt++) {
       const secret = await session.secret();
@@ -79,10 +120,10 @@ export function createObscuraFetch(options: SessionOptions): ObscuraFetch {
           method: 'POST',
           headers: { 'content-type': SEALED_REQUEST_CONTENT_TYPE, ...(authorization ? { authorization } : {}), ...options.headers },
           body: bufferOf(sealed.bytes),
-          signal: req.signal,
+          signal,
         });
       } catch (cause) {
-        if (req.signal.aborted) throw cause;
+        if (signal?.aborted) throw cause;
         throw new ObscuraError('ERR_UPSTREAM', `cannot reach ${session.endpoint}`, { cause });
       }
       if (!(res.headers.get('content-type') ?? '').startsWith(SEALED_RESPONSE_CONTENT_TYPE)) {

@@ -28,11 +28,11 @@ export const DEFAULT_BUNDLE_MAX_AGE_MS = 10 * 60_000;
 export const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 export const MAX_SEALED_REQUEST_BYTES = 8 * 1024 * 1024;
 
-/** HKDF/HPKE labels: each key has its own, so no key is ever used for two purposes. */
-export const LABEL_REQUEST_KEY = 'obscura/v1 request key';
-export const LABEL_REQUEST_IV = 'obscura/v1 request iv';
-export const LABEL_RESPONSE_KEY = 'obscura/v1 response key';
-export const LABEL_RESPONSE_IV = 'obscura/v1 response iv';
+/**
+ * HKDF/HPKE labels: each key has its own (a request's keys and IVs are disjoint slices of one labelled
+ * block, request-keys.ts), so no key is ever used for two purposes.
+ */
+export const LABEL_REQUEST_KEY_BLOCK = 'obscura/v1 request key block';
 export const LABEL_SECRET_TO_SERVICE = 'obscura/v1 inference secret to service';
 export const LABEL_SECRET_TO_WORKER = 'obscura/v1 inference secret to worker';
 export const LABEL_MODEL_KEY_TO_SERVICE = 'obscura/v1 model key to service';

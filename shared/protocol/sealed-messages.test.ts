@@ -1,11 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { concatBytes, fromHex, randomBytes, toHex, utf8, fromUtf8 } from '../bytes.ts';
+import { bufferOf, concatBytes, fromHex, randomBytes, toHex, utf8, fromUtf8 } from '../bytes.ts';
 import { encodeDeterministic } from '../cbor.ts';
 import { ObscuraError } from '../errors.ts';
 import { deriveRequestKeys, importInferenceSecret } from './request-keys.ts';
 import { encodeSealedRequest, openRequest, parseSealedRequest, sealRequest } from './sealed-request.ts';
 import { ResponseOpener, ResponseSealer, type ResponseEvent } from './sealed-response.ts';
-import { paddedSize } from './padding.ts';
+import { pad, paddedSize } from './padding.ts';
 
 async function expectCode(p: Promise<unknown> | (() => unknown), code: string) {
   try {
@@ -155,6 +155,44 @@ describe('sealed response stream', () => {
     await expectCode(whole([frames[0], frames[1], frames[2]]), 'ERR_STREAM_TRUNCATED');
   });
 
+  it('a complete answer in one frame: head, data and end from one seal; nothing may follow it', async () => {
+    const { secretKey, sealed } = await sealedPair();
+    const { keys } = await openRequest(parseSealedRequest(sealed.bytes), secretKey);
+    const complete = await new ResponseSealer(keys.responseKey, keys.responseIvBase).complete(400, 'application/json', utf8('{"error":{}}'));
+    expect(await openAll(keys, complete, 1 << 20)).toEqual([{ type: 'head', status: 400, contentType: 'application/json' }, { type: 'data', bytes: utf8('{"error":{}}') }, { type: 'end' }]);
+    const empty = await new ResponseSealer(keys.responseKey, keys.responseIvBase).complete(204, 'text/plain', new Uint8Array(0));
+    expect((await openAll(keys, empty)).map((e) => e.type)).toEqual(['head', 'end']);
+    await expectCode(openAll(keys, concatBytes(complete, complete)), 'ERR_MALFORMED'); // bytes after the final frame
+    await expectCode(openAll(keys, complete.subarray(0, complete.length - 1)), 'ERR_STREAM_TRUNCATED');
+    const flipped = complete.slice();
+    flipped[40] ^= 0x01;
+    await expectCode(openAll(keys, flipped), 'ERR_OPEN_FAILED');
+    const notFinal = complete.slice();
+    notFinal[8] = 0; // claim more frames follow: the header is the associated data
+    await expectCode(openAll(keys, notFinal), 'ERR_OPEN_FAILED');
+    const sealer = new ResponseSealer(keys.responseKey, keys.responseIvBase);
+    await sealer.head(200, 'application/json');
+    await expectCode(() => sealer.complete(200, 'application/json', utf8('{}')), 'ERR_USAGE');
+  });
+
+  it('a final head must carry the body, and only a final head may', async () => {
+    const { secretKey, sealed } = await sealedPair();
+    const { keys } = await openRequest(parseSealedRequest(sealed.bytes), secretKey);
+    // Frames sealed by hand with the right keys, so only the content is wrong.
+    const frame = async (content: Record<string, unknown>, flags: number) => {
+      const plaintext = pad(encodeDeterministic(content));
+      const header = new Uint8Array(9);
+      new DataView(header.buffer).setUint32(0, plaintext.length + 16);
+      header[8] = flags;
+      const ct = await crypto.subtle.encrypt({ name: 'AES-GCM', iv: bufferOf(keys.responseIvBase), additionalData: bufferOf(header) }, keys.responseKey, bufferOf(plaintext));
+      return concatBytes(header, new Uint8Array(ct));
+    };
+    await expectCode(openAll(keys, await frame({ status: 200, contentType: 'application/json' }, 0x01)), 'ERR_MALFORMED');
+    await expectCode(openAll(keys, await frame({ status: 200, contentType: 'application/json', body: 'text, not bytes' }, 0x01)), 'ERR_MALFORMED');
+    await expectCode(openAll(keys, await frame({ status: 200, contentType: 'application/json', body: utf8('{}') }, 0x00)), 'ERR_MALFORMED');
+    expect((await openAll(keys, await frame({ status: 200, contentType: 'application/json', body: utf8('{}') }, 0x01))).map((e) => e.type)).toEqual(['head', 'data', 'end']);
+  });
+
   it('pads events into buckets so token lengths do not show', async () => {
     const { frames } = await sealResponse(['data: a\n\n', `data: ${'x'.repeat(150)}\n\n`]);
     expect(frames[1].length).toBe(frames[2].length);
@@ -162,62 +200,87 @@ describe('sealed response stream', () => {
 });
 
 /**
- * Golden vectors: the wire format pinned byte for byte (made with the protocol code as of 7725952, before
- * the deterministic CBOR encoder replaced cbor2's on this path). A fixed secret opens a fixed envelope,
+ * Golden vectors: the wire format pinned byte for byte. A fixed secret opens a fixed envelope,
  * re-encoding it gives the same bytes, and the response frames sealed with its keys are the same bytes.
+ * The key schedule itself is recomputed below from its definition with plain WebCrypto HKDF.
  */
 const GOLDEN_SECRET = new Uint8Array(32).map((_, i) => i);
 const GOLDEN_ENVELOPE =
-  'a961760162637459011046648943fc1e6aae0d30bb798afc598d876134a54046c3b2a44ac7a6b59370404146253123cb460b0d8dafd72c955a1697d8' +
-  'eec3fd427858bb0c5c45cac02ed8e97306bcafc674caf15819297a05398b1bef9cda931239cb4bb42d30d330162b7f17cd874649407776dfee0e1780' +
-  '3fba59da41845fe9f23c266e07789bbddf41c467286e6127482b48a7e9fc3db21744d08746bc94e4f4764f845d306958cbd4808574ed3e92f2b582e0' +
-  'ef93b4cdf4490544dfa4542c0337c401d23854b641a1fdf01c8bff7bf79dbf16ce45be6ea054911b77def3af8415dc0ff62cccab5245b7ad960b6a38' +
-  'c09e8dab9419bf08d64d248632537fcf588fb51f8d78a178f0b0e86a0a10279647196e38cc64e33b82fd6274731b0000019ab697e8006373696450a0' +
-  'a1a2a3a4a5a6a7a8a9aaabacadaeaf6470617468742f76312f636861742f636f6d706c6574696f6e736473616c7450b6b27895697baf2ed976438363' +
-  '80231765737569746577686b64662d7368613235362f6165732d3235362d67636d666d6574686f6464504f535467726f7574696e67a4656d6f64656c' +
-  '6c73616d706c652d6e6772616d6673747265616df56a6d61785f746f6b656e7318406e73747265616d5f6f7074696f6e73a16d696e636c7564655f75' +
-  '73616765f5';
+  'a9617601626374590110c64cfa993771f7b392f7c5f191672cdfcc75b64db9f8da0a6543819d74dcc44733c6a959a785d7903c9c6df900160654b99a' +
+  'a773f65f749b7de6d4a8e60806a9a27018a05d4efd5eeff1652fb9bf455c0f7f07e457a1e63c97b330c87073887f5f2b14ebb10aab04cb8894aeee31' +
+  'd796f683c685294a17bad7f88c5863adb4abe806370b5bec6b3ca44d1422be5565f8c1893e62ef8cbdf412703121b0ceaa3161107d663e6e66ba491d' +
+  '18ba26d96f8bb1136f12c686e4557e163ed004498197d40250aed4aba263f0e4010e0daf3687734ec3b58302ea55f82a1ad72508cc4572836901603e' +
+  'b269549347ccc9d7095779850ec52a416a4e70a74a3f68981b4b1f057fa01c22a201d9ba13a48ecbafe96274731b0000019ab697e8006373696450a0' +
+  'a1a2a3a4a5a6a7a8a9aaabacadaeaf6470617468742f76312f636861742f636f6d706c6574696f6e736473616c7450a92d4d3dbbd2ec7e49b9101e08' +
+  '81e1f06573756974657820686b64662d7368613235362d6b6579626c6f636b2f6165732d3235362d67636d666d6574686f6464504f535467726f7574' +
+  '696e67a4656d6f64656c6c73616d706c652d6e6772616d6673747265616df56a6d61785f746f6b656e7318406e73747265616d5f6f7074696f6e73a1' +
+  '6d696e636c7564655f7573616765f5';
 const GOLDEN_AAD =
   'a86176016274731b0000019ab697e8006373696450a0a1a2a3a4a5a6a7a8a9aaabacadaeaf6470617468742f76312f636861742f636f6d706c657469' +
-  '6f6e736473616c7450b6b27895697baf2ed97643836380231765737569746577686b64662d7368613235362f6165732d3235362d67636d666d657468' +
-  '6f6464504f535467726f7574696e67a4656d6f64656c6c73616d706c652d6e6772616d6673747265616df56a6d61785f746f6b656e7318406e737472' +
-  '65616d5f6f7074696f6e73a16d696e636c7564655f7573616765f5';
+  '6f6e736473616c7450a92d4d3dbbd2ec7e49b9101e0881e1f06573756974657820686b64662d7368613235362d6b6579626c6f636b2f6165732d3235' +
+  '362d67636d666d6574686f6464504f535467726f7574696e67a4656d6f64656c6c73616d706c652d6e6772616d6673747265616df56a6d61785f746f' +
+  '6b656e7318406e73747265616d5f6f7074696f6e73a16d696e636c7564655f7573616765f5';
 const GOLDEN_HEAD_FRAME =
-  '0000011000000000005497056b45b88051b2466523417bf6da7fed69173e8040dfe92eb493ebe6b71bbb9b95af72eeead0ce151fb78fa2661b82984a' +
-  'fde12002497c2dd33464031fa2fb0b51964f99cba47e7975799b14f8e7b7862e37a71523bccbfb410bcab03d7a600bd06b2b78e4bbfa39312005ee02' +
-  '5785d7a06ef73094ff0e7b0994f36f68b25b9706d54cf5018438e9b4ed9df77be69bb210eaa7cb26ba6d1901acb9bef7530115673fcb2f912713f3b4' +
-  '1cf2b36809f8bd2f299661c3172d5dcd4d009fefd30060c15d4bc9ef863e4130d3b56eeafd6af48c3ea449beffcd65ce96e050092947031c4ddc1443' +
-  'c903af2c263df6037351d27c4e79554fc648774be9a20cc668d258e0d26e1cac12cf65c402f0a08ba4';
+  '00000110000000000039dd6793dcfc775ffeee964e2203f1a7fe621d5a501bd73a973c9f0da3c4c5965329cfb44572894a5f6feb91339c0fe26288fa' +
+  '555bf769ab3d39de8e7885fa46793112b2e2ee8f1444e949f90e64c23611a2c2d68ca877d70c816d3f78fd12e73318d944177f8d8aa77d4e82687ed1' +
+  '6eb16d415a4766e4c7d0b325b89b66ceffee42b630570b625042455525e184287fa73fe5c0a18fde9adf3d8593a1e8405f450a01d23fa437dff40ee5' +
+  '76e4a9410d8c65e47d67c741292cfbdacb9c23ddd0854e90d9b76c7d1febffc9dca57b363678dd67e8fd47c479e139efdd304e4b3192ca9cf127ed70' +
+  '1dc83efd668c6d75a87b0404454cf45483399f5561f94981174f00800d4a608ddd764b1462364249d5';
 const GOLDEN_DATA_FRAME =
-  '000001100000000100fc9c34facecc1ae72a41e750ad43eff063176c9ebbaca56928345a8a1a838205cc5cd66793dcf421131228b55a90bf1aa42f9f' +
-  '0d417b4f1875b2ec8f76228920229b895b4b673e7697105d32b7fc5a679f59c7607dc44504abc0eec795fac9d335adb0607d0573fff77b70146d1930' +
-  '9a96997eb069b9545c0a30131ed32bd22def97d87ed91f3bedb55b17f4a5abb8ce9229709c9a5498a46b4ca91cb799d3b683996b2017069711da1483' +
-  'bae9ffe7cb6077516a8f48ee160df526502b4a9e424516fe7cd57a96d8bffe4382cb5d5c3bc3ba6578f47df17798dc6b8d6c6fe52d53c587a1a9df28' +
-  'd81302674701b467bd23a0f05cf9641897dfad97fe7af22d7aefa7bd9aeae66adb94e5efcabd0e567e';
+  '000001100000000100065c835144c183b24a6831d94fa13b8cf50553c8132411ba36b3de744feab6bb43c0626cc7d811607806af5cf2bc12b175f83c' +
+  '539b21fe2d0305488db55b969dbed778b63202995ca2fb811cf156a7d9f29b3f305c0069bd90efface98f21ef3aa89f68ec043fac112fd36d65e3406' +
+  '04e4d112ef6e819224e65d98e6effafdbafa8a361c05cc9ea96e533b3f367c5554063178b5ca81dfd57f0a9191dc4fb62715311ba0e6f66310333cb2' +
+  '620c4890ef908f37a4e7433c7a63413ce53db977129c2799e30f4e69e63bb563b586417dcc3f77356b41d8b20611b2471fa879a1bb1bd16e342ae9d2' +
+  '6b3c9b4ae53a6f162c7bfebfa6205a17a00f3f0f7cb53d14531adf7cd3f826645e7a78b94df5cba5f7';
 const GOLDEN_END_FRAME =
-  '0000011000000002013d63adbd6df9c3e113cadee4ab7bbb180197987abd5d4f3e9ef8a25c748688d6a5396ae1b0fb2a760c2846ebbc59c9e4ab08ca' +
-  '23c2ff7fe34f3d1f27136b8e2fca62ccf43ef035ccbd61d1bcf6397b98711853dbd67a7a0ed4c9577f0ca4f983202ddccdf39454806b91ef8b5d696f' +
-  '708a296ef943a964a76079377b5b788b3064f7e1529482af430d140c381daa73dbf24db1ec6a718191bb2de77d110711b6afcf721f95151cf4e7c7fd' +
-  '9fc7e107310ee4b2c6c8ac38fe82c6ed587df72576369f08f3134fa4f301b538f6a53832d3f0e250c6ec072f1ca44eea65919d5eb8d5bfd927726532' +
-  'a8616d82bd25a0abbe6aa1f636b317d650a71135c293358dadb9cb07e7c1a21ccb2d03bb29c6c578ac';
+  '0000011000000002013c45f8a4014c15b46c9f15b580375103c1eb040ea4068ac5622586e3de19af3a287eb4f4bb223b5190f096de09742e01a8998c' +
+  'f7eb6c2082adca6e61bbf71c619747c2e3ce920be53259d6188ad55b183eff83382a9dfc2d373cd72bcd6ef9fd76d9b5e2dd33e4a4206827232ec2ba' +
+  '0b327d1e22f3157bdb8044268912781d0e385c91aabd92c9f20f57eaca1268a227613504730a57e4d024fd872846a7eeb4552b46e33c7bd97e57127e' +
+  '9423ff752678b60fd7044013671b722ce5d436550b2b196834d248babf35a174f8422710c352125a7c7055f73c0331e647b4bbf99f6d4e4eefbabb80' +
+  '6e7251c097db22c61738ad12ac1f3b392ddda5081e5ebda46da16013fb40e9c310121b5d625f3cf64a';
+const GOLDEN_COMPLETE_FRAME =
+  '00000110000000000139dd678fddfe6644fbe3a44618b3b8fea0710f4c4a0ef73694412612a5d3dfcd5331de8e482f9f4e4c7afa905aff6e960be794' +
+  '7a318406c53d39de8e7885fa46793112b2e2ee8f1444e949f90e64c23611a2c2d68ca877d70c816d3f78fd12e73318d944177f8d8aa77d4e82687ed1' +
+  '6eb16d415a4766e4c7d0b325b89b66ceffee42b630570b625042455525e184287fa73fe5c0a18fde9adf3d8593a1e8405f450a01d23fa437dff40ee5' +
+  '76e4a9410d8c65e47d67c741292cfbdacb9c23ddd0854e90d9b76c7d1febffc9dca57b363678dd67e8fd47c479e139efdd304e4b3192ca9cf127ed70' +
+  '1dc83efd668c6d75a87b0404454cf45483399f5561f9498117cd346894b20b8e849db880ef8715974f';
 
 describe('sealed wire format (golden)', () => {
   it('opens the golden envelope, and re-encodes it to the same bytes', async () => {
     const secretKey = await importInferenceSecret(GOLDEN_SECRET.slice());
     const parsed = parseSealedRequest(fromHex(GOLDEN_ENVELOPE));
-    expect(parsed).toMatchObject({ v: 1, suite: 'hkdf-sha256/aes-256-gcm', ts: 1_764_000_000_000, method: 'POST', path: '/v1/chat/completions' });
+    expect(parsed).toMatchObject({ v: 1, suite: 'hkdf-sha256-keyblock/aes-256-gcm', ts: 1_764_000_000_000, method: 'POST', path: '/v1/chat/completions' });
     expect(parsed.routing).toEqual({ model: 'sample-ngram', stream: true, stream_options: { include_usage: true }, max_tokens: 64 });
     expect(toHex(parsed.sid)).toBe('a0a1a2a3a4a5a6a7a8a9aaabacadaeaf');
-    expect(toHex(parsed.salt)).toBe('b6b27895697baf2ed976438363802317');
+    expect(toHex(parsed.salt)).toBe('a92d4d3dbbd2ec7e49b9101e0881e1f0');
     expect(toHex(encodeSealedRequest(parsed))).toBe(GOLDEN_ENVELOPE);
     const { ct: _ct, ...header } = parsed;
     expect(toHex(encodeDeterministic(header))).toBe(GOLDEN_AAD); // the AAD: every field but ct
     const opened = await openRequest(parsed, secretKey);
     expect(fromUtf8(opened.body)).toBe('{"messages":[{"role":"user","content":"golden"}]}');
-    expect(toHex(opened.keys.requestIv)).toBe('cd236a9ddbc73af1a0a59ad8');
-    expect(toHex(opened.keys.responseIvBase)).toBe('7fd9939445b6f22fea8c2eaf');
+    expect(toHex(opened.keys.requestIv)).toBe('855e322cbcfda6bf55da9459');
+    expect(toHex(opened.keys.responseIvBase)).toBe('90a5c7033b7e74cbd65551db');
     const zero = await deriveRequestKeys(secretKey, new Uint8Array(16));
-    expect([toHex(zero.requestIv), toHex(zero.responseIvBase)]).toEqual(['45a2eee246317087e879e8cb', 'c5c7efb72c5d30e39ce8193d']);
+    expect([toHex(zero.requestIv), toHex(zero.responseIvBase)]).toEqual(['88bb8e76c73c4d80e4906a27', '04528824cae72ba6b7017746']);
+  });
+
+  it('the key schedule is one HKDF-SHA256 block, cut into request key, request IV, response key, response IV base', async () => {
+    // Computed here from the definition, not through request-keys.ts: HKDF(secret, salt, label, 88 bytes).
+    const parsed = parseSealedRequest(fromHex(GOLDEN_ENVELOPE));
+    const ikm = await crypto.subtle.importKey('raw', GOLDEN_SECRET.slice(), 'HKDF', false, ['deriveBits']);
+    const block = new Uint8Array(
+      await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: bufferOf(parsed.salt), info: bufferOf(utf8('obscura/v1 request key block')) }, ikm, 88 * 8),
+    );
+    const aes = (raw: Uint8Array) => crypto.subtle.importKey('raw', bufferOf(raw), 'AES-GCM', false, ['encrypt', 'decrypt']);
+    const [requestKey, requestIv, responseKey, responseIvBase] = [await aes(block.slice(0, 32)), block.slice(32, 44), await aes(block.slice(44, 76)), block.slice(76, 88)];
+    const { ct, ...header } = parsed;
+    const padded = new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: bufferOf(requestIv), additionalData: bufferOf(encodeDeterministic(header)) }, requestKey, bufferOf(ct)));
+    expect(fromUtf8(padded)).toContain('{"messages":[{"role":"user","content":"golden"}]}');
+    expect(toHex(responseIvBase)).toBe('90a5c7033b7e74cbd65551db');
+    // Frame 0's IV is the base itself (seq 0); its header is the associated data.
+    const frame = fromHex(GOLDEN_COMPLETE_FRAME);
+    const opened = await crypto.subtle.decrypt({ name: 'AES-GCM', iv: bufferOf(responseIvBase), additionalData: bufferOf(frame.subarray(0, 9)) }, responseKey, bufferOf(frame.subarray(9)));
+    expect(opened.byteLength).toBe(frame.length - 9 - 16);
   });
 
   it('seals the golden response frames with the envelope\'s keys, and opens them', async () => {
@@ -230,6 +293,18 @@ describe('sealed wire format (golden)', () => {
     for (const chunk of [1, 100, 4096]) {
       const events = await openAll(opened.keys, fromHex(GOLDEN_HEAD_FRAME + GOLDEN_DATA_FRAME + GOLDEN_END_FRAME), chunk);
       expect(events).toEqual([{ type: 'head', status: 200, contentType: 'text/event-stream' }, { type: 'data', bytes: utf8('data: {"x":1}\n\n') }, { type: 'end' }]);
+    }
+  });
+
+  it('seals the golden complete answer as one final head frame, and opens it as head, data and end', async () => {
+    const secretKey = await importInferenceSecret(GOLDEN_SECRET.slice());
+    const opened = await openRequest(parseSealedRequest(fromHex(GOLDEN_ENVELOPE)), secretKey);
+    const sealer = new ResponseSealer(opened.keys.responseKey, opened.keys.responseIvBase);
+    expect(toHex(await sealer.complete(200, 'application/json', utf8('{"x":1}')))).toBe(GOLDEN_COMPLETE_FRAME);
+    expect(fromHex(GOLDEN_COMPLETE_FRAME)[8]).toBe(0x01); // the FINAL flag, on frame 0
+    for (const chunk of [1, 100, 4096]) {
+      const events = await openAll(opened.keys, fromHex(GOLDEN_COMPLETE_FRAME), chunk);
+      expect(events).toEqual([{ type: 'head', status: 200, contentType: 'application/json' }, { type: 'data', bytes: utf8('{"x":1}') }, { type: 'end' }]);
     }
   });
 

@@ -14,9 +14,10 @@ import {
   type RoutingFields,
 } from './constants.ts';
 import { pad, unpad } from './padding.ts';
-import { deriveRequestDirectionKeys, deriveResponseDirectionKeys, type RequestKeys } from './request-keys.ts';
+import { deriveRequestKeys, type RequestKeys } from './request-keys.ts';
 
-export const REQUEST_SUITE = 'hkdf-sha256/aes-256-gcm';
+/** Names the key schedule (one HKDF key block per request) and the AEAD; a client on another one is told so. */
+export const REQUEST_SUITE = 'hkdf-sha256-keyblock/aes-256-gcm';
 
 /** What anyone on the path can read (and nobody can change). */
 export interface SealedRequestHeader {
@@ -72,18 +73,15 @@ export async function sealRequest(input: SealRequestInput): Promise<{ bytes: Uin
     path: input.path,
     routing: input.routing,
   };
-  // Both directions' keys side by side; the request is encrypted as soon as its own keys are there.
-  const responseKeys = deriveResponseDirectionKeys(input.secretKey, header.salt);
-  responseKeys.catch(() => {}); // awaited below, unless the request's keys fail first
-  const requestKeys = await deriveRequestDirectionKeys(input.secretKey, header.salt);
+  const keys = await deriveRequestKeys(input.secretKey, header.salt);
   const ct = new Uint8Array(
     await crypto.subtle.encrypt(
-      { name: 'AES-GCM', iv: bufferOf(requestKeys.requestIv), additionalData: bufferOf(aadOf(header)) },
-      requestKeys.requestKey,
+      { name: 'AES-GCM', iv: bufferOf(keys.requestIv), additionalData: bufferOf(aadOf(header)) },
+      keys.requestKey,
       bufferOf(pad(input.body, input.paddingBuckets)),
     ),
   );
-  return { bytes: encodeSealedRequest({ ...header, ct }), keys: { ...requestKeys, ...(await responseKeys) }, header };
+  return { bytes: encodeSealedRequest({ ...header, ct }), keys, header };
 }
 
 /** Parse the envelope without opening it: what the edge and the worker read before any key is used. */
@@ -117,23 +115,20 @@ export function parseSealedRequest(bytes: Uint8Array): SealedRequest {
 
 export async function openRequest(sealed: SealedRequest, secretKey: CryptoKey): Promise<OpenedRequest> {
   const { ct, ...header } = sealed;
-  // As in sealRequest: both directions' keys side by side, the request opened as soon as its own are there.
-  const responseKeys = deriveResponseDirectionKeys(secretKey, header.salt);
-  responseKeys.catch(() => {}); // awaited below, unless the request does not open
-  const requestKeys = await deriveRequestDirectionKeys(secretKey, header.salt);
+  const keys = await deriveRequestKeys(secretKey, header.salt);
   let padded: Uint8Array;
   try {
     padded = new Uint8Array(
       await crypto.subtle.decrypt(
-        { name: 'AES-GCM', iv: bufferOf(requestKeys.requestIv), additionalData: bufferOf(aadOf(header)) },
-        requestKeys.requestKey,
+        { name: 'AES-GCM', iv: bufferOf(keys.requestIv), additionalData: bufferOf(aadOf(header)) },
+        keys.requestKey,
         bufferOf(ct),
       ),
     );
   } catch (cause) {
     throw new ObscuraError('ERR_OPEN_FAILED', 'sealed request does not open: wrong secret, or bytes were changed', { cause });
   }
-  return { header, body: unpad(padded), keys: { ...requestKeys, ...(await responseKeys) } };
+  return { header, body: unpad(padded), keys };
 }
 
 /** Split an OpenAI JSON body into routing fields (plaintext) and the rest (sealed). */

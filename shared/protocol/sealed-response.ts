@@ -3,9 +3,12 @@
  * The header is the associated data and the IV is derived from seq, so dropping, reordering or
  * truncating frames is detected; frame 0 carries the AI code's status and content type (sealed too,
  * since an error status can say something about the prompt); the last frame has the FINAL flag.
+ * An answer that is whole before anything is sent (a non-streamed completion, usually) may instead be
+ * one frame: frame 0 with the FINAL flag, its head carrying the body too — one seal and one open
+ * instead of three.
  */
 import { bufferOf, concatBytes } from '../bytes.ts';
-import { asRecord, decodeStrict, encodeDeterministic, fieldInt, fieldString } from '../cbor.ts';
+import { asRecord, decodeStrict, encodeDeterministic, fieldBytes, fieldInt, fieldString } from '../cbor.ts';
 import { ObscuraError } from '../errors.ts';
 import { MAX_FRAME_BYTES } from './constants.ts';
 import { DEFAULT_PADDING_BUCKETS_BYTES, pad, unpad } from './padding.ts';
@@ -47,6 +50,12 @@ export class ResponseSealer {
   data(bytes: Uint8Array): Promise<Uint8Array> {
     if (this.seq === 0) throw new ObscuraError('ERR_USAGE', 'a data frame cannot precede the head frame');
     return this.frame(bytes, 0);
+  }
+
+  /** The whole answer in one frame: the head with the body, and the authenticated end. */
+  complete(status: number, contentType: string, body: Uint8Array): Promise<Uint8Array> {
+    if (this.seq !== 0) throw new ObscuraError('ERR_USAGE', 'a complete answer must be the only frame');
+    return this.frame(encodeDeterministic({ status, contentType, body }), FLAG_FINAL);
   }
 
   /** The authenticated end: without it the receiver reports a truncated stream. */
@@ -139,15 +148,23 @@ export class ResponseOpener {
       }
       this.expectedSeq++;
       const content = unpad(padded);
-      if (f.flags & FLAG_FINAL) {
-        if (f.seq === 0) throw new ObscuraError('ERR_MALFORMED', 'the final frame cannot be the head frame');
-        this.ended = true;
-        events.push({ type: 'end' });
-      } else if (f.seq === 0) {
+      const final = (f.flags & FLAG_FINAL) !== 0;
+      if (f.seq === 0) {
+        // A final head carries the whole body; any other head carries none.
         const head = asRecord(decodeStrict(content, 'response head'), 'response head');
         events.push({ type: 'head', status: fieldInt(head, 'status', 'response head'), contentType: fieldString(head, 'contentType', 'response head') });
-      } else {
+        if (final) {
+          const body = fieldBytes(head, 'body', 'response head');
+          if (body.length > 0) events.push({ type: 'data', bytes: body });
+        } else if (head.body !== undefined) {
+          throw new ObscuraError('ERR_MALFORMED', 'response head.body is only allowed in a final head frame');
+        }
+      } else if (!final) {
         events.push({ type: 'data', bytes: content });
+      }
+      if (final) {
+        this.ended = true;
+        events.push({ type: 'end' });
       }
     }
     this.buffered = this.buffered.subarray(offset);

@@ -47,6 +47,9 @@ describe('the OpenAI adapter', () => {
     expect(r.usage.completion_tokens).toBe(8);
     expect(x.raw.includes(CANARY)).toBe(false);
     expect(x.complete).toBe(true);
+    // The answer was whole before anything was sent: one complete frame (head, body and end), padded.
+    expect(x.frameSizes).toHaveLength(1);
+    expect(PADDED.has(x.frameSizes[0])).toBe(true);
   });
 
   it('lists models (GET, no body)', async () => {
@@ -176,4 +179,56 @@ describe('cancellation and backpressure', () => {
     const after = await generations(supervisor.socketPath!);
     expect(after.completed).toBe(before.completed + 1);
   }, 120_000);
+});
+
+describe('framing of answers that are not streamed', () => {
+  // An AI code stand-in (plain HTTP on a unix socket) that answers in parts: what the proxy does with an
+  // answer that is not whole when its head arrives, or is too large for one frame.
+  let fakeDir: string;
+  let fake: import('node:http').Server;
+  let fakeProxy: InProcessProxy;
+  beforeAll(async () => {
+    const { createServer } = await import('node:http');
+    fakeDir = mkdtempSync(join(tmpdir(), 'obscura-proxy-framing-'));
+    fake = createServer(async (req, res) => {
+      let text = '';
+      for await (const c of req) text += c;
+      if (JSON.parse(text).model === 'slow') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.write('{"part":1,');
+        setTimeout(() => res.end(`"part2":"${CANARY}"}`), 100);
+      } else {
+        const big = JSON.stringify({ text: 'y'.repeat(200 * 1024) });
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(big) });
+        res.end(big);
+      }
+    });
+    await new Promise<void>((r) => fake.listen(join(fakeDir, 'ai.sock'), r));
+    fakeProxy = new InProcessProxy(fakeDir, () => join(fakeDir, 'ai.sock'));
+    await fakeProxy.start();
+  });
+  afterAll(async () => {
+    await fakeProxy?.stop();
+    fake?.closeAllConnections();
+    await new Promise((r) => fake?.close(r));
+    rmSync(fakeDir, { recursive: true, force: true });
+  });
+
+  const call = (model: string) => fakeProxy.call('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'hi' }] });
+
+  it('an answer still arriving when its head came goes as head, data frames and end, opened whole', async () => {
+    const x = await call('slow');
+    expect(x.head).toEqual({ status: 200, contentType: 'application/json' });
+    expect(JSON.parse(x.body)).toEqual({ part: 1, part2: CANARY });
+    expect(x.complete).toBe(true);
+    expect(x.frameSizes.length).toBeGreaterThanOrEqual(3); // head, ≥ 1 data, end
+    expect(x.raw.includes(CANARY)).toBe(false);
+  });
+
+  it('a whole answer larger than a frame goes as head, data frames of at most 64 KiB and end', async () => {
+    const x = await call('big');
+    expect(JSON.parse(x.body).text).toHaveLength(200 * 1024);
+    expect(x.complete).toBe(true);
+    expect(x.frameSizes.length).toBeGreaterThanOrEqual(6); // head, ≥ 4 data frames (200 KiB / 64 KiB), end
+  });
 });
