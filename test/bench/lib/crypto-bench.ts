@@ -139,7 +139,15 @@ export async function cryptoStages(iterations = 300): Promise<Record<string, num
   const body = new TextEncoder().encode(JSON.stringify(rest));
   // A 64-token non-streamed answer is ~600 bytes of JSON.
   const answer = new TextEncoder().encode(JSON.stringify({ id: 'chatcmpl-x', object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: 'word '.repeat(64) } }], usage: {} }).padEnd(620));
-  const t: Record<string, number[]> = { hkdf_derive_request_keys: [], seal_request: [], parse_and_open_request: [], seal_response_3_frames: [], open_response_3_frames: [] };
+  const t: Record<string, number[]> = {
+    hkdf_derive_request_keys: [],
+    seal_request: [],
+    parse_and_open_request: [],
+    seal_response_complete_frame: [],
+    open_response_complete_frame: [],
+    seal_response_3_frames: [],
+    open_response_3_frames: [],
+  };
   const time = async (name: string, fn: () => Promise<unknown>) => {
     const t0 = performance.now();
     const r = await fn();
@@ -150,6 +158,13 @@ export async function cryptoStages(iterations = 300): Promise<Record<string, num
     await time('hkdf_derive_request_keys', () => deriveRequestKeys(secretKey, randomBytes(16)));
     const sealed = (await time('seal_request', () => sealRequest({ secretKey, secretId: sid, method: 'POST', path: '/v1/chat/completions', routing, body, now: Date.now() }))) as Awaited<ReturnType<typeof sealRequest>>;
     const opened = (await time('parse_and_open_request', async () => openRequest(parseSealedRequest(sealed.bytes), secretKey))) as Awaited<ReturnType<typeof openRequest>>;
+    // What a whole non-streamed answer takes (one complete frame), and a head, a data frame and an end.
+    const complete = (await time('seal_response_complete_frame', () => new ResponseSealer(opened.keys.responseKey, opened.keys.responseIvBase).complete(200, 'application/json', answer))) as Uint8Array;
+    await time('open_response_complete_frame', async () => {
+      const o = new ResponseOpener(sealed.keys.responseKey, sealed.keys.responseIvBase);
+      await o.push(complete);
+      o.finish();
+    });
     const frames = (await time('seal_response_3_frames', async () => {
       const s = new ResponseSealer(opened.keys.responseKey, opened.keys.responseIvBase);
       return [await s.head(200, 'application/json'), await s.data(answer), await s.end()];
