@@ -3,8 +3,9 @@
  *   [{ "region": "eu-west", "url": "https://...", "continent": "EU", "colos": ["FRA","AMS"], "models": ["m"] }]
  * `continent` (Cloudflare's code) and `colos` (IATA codes of Cloudflare data centres) place a region;
  * `models`, when given, limits the region to those models. A request goes to the nearest healthy region
- * that serves its model: same colo, then same continent, then the nearest continents; table order breaks
- * ties. A region is unhealthy for REGION_COOLDOWN_MS after a connect error, a timeout or a 5xx; then a
+ * that serves its model: same colo, then same continent, then the nearest continents; equally good
+ * regions take turns (round robin per isolate), so a second region on a continent shares its load
+ * instead of standing by. A region is unhealthy for REGION_COOLDOWN_MS after a connect error, a timeout or a 5xx; then a
  * background probe of its /healthz (ctx.waitUntil) brings it back, so no user request is the probe.
  * Unhealthy regions are still tried, last, when every healthy one failed.
  * Health is kept per isolate (each Cloudflare isolate learns it from its own traffic).
@@ -155,11 +156,28 @@ export class HealthBook {
   }
 }
 
-/** The regions to try for one request, best first: healthy before unhealthy, then nearest, then table order. */
+/** Whose turn it is among equally good regions, per isolate. */
+let turn = 0;
+
+/**
+ * The regions to try for one request, best first: healthy before unhealthy, then nearest; each group of
+ * equally good regions (same health, same distance) in table order rotated by one more each request.
+ */
 export function candidates(routes: readonly RegionRoute[], place: RequestPlace, model: unknown, health: HealthBook): RegionRoute[] {
   const serving = routes.filter((r) => !r.models || (typeof model === 'string' && r.models.includes(model)));
-  return serving
+  const ranked = serving
     .map((route, index) => ({ route, index, healthy: health.isHealthy(route.region), d: distance(route, place) }))
-    .sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.d - b.d || a.index - b.index)
-    .map((c) => c.route);
+    .sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.d - b.d || a.index - b.index);
+  const thisTurn = turn;
+  turn = (turn + 1) % Number.MAX_SAFE_INTEGER;
+  const out: RegionRoute[] = [];
+  for (let start = 0; start < ranked.length; ) {
+    let end = start + 1;
+    while (end < ranked.length && ranked[end].healthy === ranked[start].healthy && ranked[end].d === ranked[start].d) end++;
+    const group = ranked.slice(start, end);
+    const shift = thisTurn % group.length;
+    for (const c of [...group.slice(shift), ...group.slice(0, shift)]) out.push(c.route);
+    start = end;
+  }
+  return out;
 }

@@ -193,6 +193,41 @@ describe('regions', () => {
     }
   });
 
+  it('equally near regions take turns; one that fails is skipped and the other takes every request', async () => {
+    const central = new FakeWorker('eu-central');
+    await central.start();
+    try {
+      const e = await start({
+        vars: {
+          WORKERS: JSON.stringify([
+            { region: 'eu-west', url: eu.url, continent: 'EU' },
+            { region: 'eu-central', url: central.url, continent: 'EU' },
+            { region: 'us-east', url: na.url, continent: 'NA' },
+          ]),
+        },
+      });
+      const regions: string[] = [];
+      for (let i = 0; i < 6; i++) regions.push((await infer(e, { cf: { continent: 'EU', colo: 'CDG' } })).region!);
+      expect(regions.filter((r) => r === 'eu-west')).toHaveLength(3);
+      expect(regions.filter((r) => r === 'eu-central')).toHaveLength(3);
+      expect(na.inferences()).toHaveLength(0); // farther: only a fallback
+      // The nearer, single region is not shared with an equally good one: no turns from NA.
+      expect((await infer(e, { cf: FROM_NA })).region).toBe('us-east');
+
+      await central.stop();
+      const after: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const r = await infer(e, { cf: { continent: 'EU', colo: 'CDG' } });
+        expect(r.status).toBe(200);
+        after.push(r.region!);
+      }
+      expect(after).toEqual(['eu-west', 'eu-west', 'eu-west', 'eu-west']);
+      expect(na.inferences()).toHaveLength(1); // the one from NA
+    } finally {
+      await central.stop();
+    }
+  });
+
   it('honours a region model list', async () => {
     const e = await start({
       vars: {

@@ -36,7 +36,8 @@ Options (each also an environment variable):
   --as-port N            attestation service, HTTPS             OBSCURA_AS_PORT     (8443)
   --worker-port N        worker agent + encryption proxy, HTTPS OBSCURA_WORKER_PORT (9443)
   --workers N            how many workers: worker i on WORKER-PORT+i-1, state in worker, worker-2,
-                         ...; each its own region for the edge, which fails over between them
+                         ...; each its own region for the edge, which spreads requests over them
+                         and fails over between them
                                                                 OBSCURA_WORKERS     (1)
   --edge-port N          edge (workerd), HTTPS                  OBSCURA_EDGE_PORT   (8787)
   --proxy-port N         client proxy, OpenAI-compatible, HTTP  OBSCURA_PROXY_PORT  (8080)
@@ -237,8 +238,8 @@ export const upCommand: Command = {
       // Built as `wrangler deploy` builds it, served by workerd through Miniflare (edge/local-server.ts).
       const edgeVars: Record<string, string> = {
         AS_URL: asUrl,
-        // One region per worker: the edge sends each request to the first healthy one in this order and
-        // fails over to the next before the first byte (edge/src/relay.ts).
+        // One region per worker, all equally near: the edge spreads requests over the healthy ones in
+        // turn and fails over to the next before the first byte (edge/src/relay.ts).
         WORKERS: JSON.stringify(workers.map((w) => ({ region: w.region, url: w.edgeUrl }))),
         TRUSTED_ROOTS: localRootPem,
         BUNDLE_MAX_AGE_MS: String(adminPolicy.maxBundleAgeMs),
