@@ -30,24 +30,51 @@ function importAesKey(raw: Uint8Array): Promise<CryptoKey> {
   return crypto.subtle.importKey('raw', bufferOf(raw), 'AES-GCM', false, ['encrypt', 'decrypt']);
 }
 
+/**
+ * A request's key block, raw. Whoever derives it imports the keys (non-extractable) and zeroes it: the
+ * request's key first, so its encryption or decryption can start while the response key is imported.
+ */
+export class RequestKeyBlock {
+  private constructor(private readonly block: Uint8Array) {}
+
+  static async derive(secretKey: CryptoKey, salt: Uint8Array): Promise<RequestKeyBlock> {
+    const bits = await crypto.subtle.deriveBits(
+      { name: 'HKDF', hash: 'SHA-256', salt: bufferOf(salt), info: bufferOf(INFO_REQUEST_KEY_BLOCK) },
+      secretKey,
+      REQUEST_KEY_BLOCK_BYTES * 8,
+    );
+    return new RequestKeyBlock(new Uint8Array(bits));
+  }
+
+  requestKey(): Promise<CryptoKey> {
+    return importAesKey(this.block.subarray(0, AES_256_KEY_BYTES));
+  }
+
+  requestIv(): Uint8Array {
+    return this.block.slice(AES_256_KEY_BYTES, AES_256_KEY_BYTES + AES_GCM_IV_BYTES);
+  }
+
+  responseKey(): Promise<CryptoKey> {
+    return importAesKey(this.block.subarray(AES_256_KEY_BYTES + AES_GCM_IV_BYTES, 2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES));
+  }
+
+  responseIvBase(): Uint8Array {
+    return this.block.slice(2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES);
+  }
+
+  /** importKey copied what it needed: the raw key bytes are not kept. */
+  erase(): void {
+    this.block.fill(0);
+  }
+}
+
 export async function deriveRequestKeys(secretKey: CryptoKey, salt: Uint8Array): Promise<RequestKeys> {
-  const block = new Uint8Array(
-    await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: bufferOf(salt), info: bufferOf(INFO_REQUEST_KEY_BLOCK) }, secretKey, REQUEST_KEY_BLOCK_BYTES * 8),
-  );
+  const block = await RequestKeyBlock.derive(secretKey, salt);
   try {
-    const [requestKey, responseKey] = await Promise.all([
-      importAesKey(block.subarray(0, AES_256_KEY_BYTES)),
-      importAesKey(block.subarray(AES_256_KEY_BYTES + AES_GCM_IV_BYTES, 2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES)),
-    ]);
-    return {
-      requestKey,
-      requestIv: block.slice(AES_256_KEY_BYTES, AES_256_KEY_BYTES + AES_GCM_IV_BYTES),
-      responseKey,
-      responseIvBase: block.slice(2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES),
-    };
+    const [requestKey, responseKey] = await Promise.all([block.requestKey(), block.responseKey()]);
+    return { requestKey, requestIv: block.requestIv(), responseKey, responseIvBase: block.responseIvBase() };
   } finally {
-    // importKey copied them: the raw key bytes are not kept (the keys are non-extractable).
-    block.fill(0);
+    block.erase();
   }
 }
 
