@@ -5,8 +5,8 @@
  * `models`, when given, limits the region to those models. A request goes to the nearest healthy region
  * that serves its model: same colo, then same continent, then the nearest continents; equally good
  * regions take turns (round robin per isolate), so a second region on a continent shares its load
- * instead of standing by. A region is unhealthy for REGION_COOLDOWN_MS after a connect error, a timeout or a 5xx; then a
- * background probe of its /healthz (ctx.waitUntil) brings it back, so no user request is the probe.
+ * instead of standing by. A region is unhealthy for REGION_COOLDOWN_MS after a connect error, a
+ * timeout or a 5xx; then a background probe of its /healthz (ctx.waitUntil) brings it back, so no user request is the probe.
  * Unhealthy regions are still tried, last, when every healthy one failed.
  * Health is kept per isolate (each Cloudflare isolate learns it from its own traffic).
  */
@@ -156,26 +156,37 @@ export class HealthBook {
   }
 }
 
-/** Whose turn it is among equally good regions, per isolate. */
-let turn = 0;
+/**
+ * Whose turn it is in each group of equally good regions, per isolate. One counter per group, so that
+ * requests from elsewhere (another group's turns) cannot keep a group on the same first region.
+ */
+const turns = new Map<string, number>();
+const MAX_TURN_GROUPS = 1024;
+
+function nextTurn(group: readonly { route: RegionRoute }[]): number {
+  const key = group.map((c) => c.route.region).join('\n');
+  const turn = turns.get(key) ?? 0;
+  if (!turns.has(key) && turns.size >= MAX_TURN_GROUPS) turns.clear(); // bounded: groups come from the table
+  turns.set(key, (turn + 1) % group.length);
+  return turn % group.length;
+}
 
 /**
  * The regions to try for one request, best first: healthy before unhealthy, then nearest; each group of
- * equally good regions (same health, same distance) in table order rotated by one more each request.
+ * equally good regions (same health, same distance) in table order, rotated by one more each time.
  */
 export function candidates(routes: readonly RegionRoute[], place: RequestPlace, model: unknown, health: HealthBook): RegionRoute[] {
   const serving = routes.filter((r) => !r.models || (typeof model === 'string' && r.models.includes(model)));
   const ranked = serving
     .map((route, index) => ({ route, index, healthy: health.isHealthy(route.region), d: distance(route, place) }))
     .sort((a, b) => Number(b.healthy) - Number(a.healthy) || a.d - b.d || a.index - b.index);
-  const thisTurn = turn;
-  turn = (turn + 1) % Number.MAX_SAFE_INTEGER;
   const out: RegionRoute[] = [];
   for (let start = 0; start < ranked.length; ) {
     let end = start + 1;
     while (end < ranked.length && ranked[end].healthy === ranked[start].healthy && ranked[end].d === ranked[start].d) end++;
     const group = ranked.slice(start, end);
-    const shift = thisTurn % group.length;
+    // Only the group that is tried first takes a turn: a fallback group rotates when it is the best.
+    const shift = start === 0 && group.length > 1 ? nextTurn(group) : 0;
     for (const c of [...group.slice(shift), ...group.slice(0, shift)]) out.push(c.route);
     start = end;
   }
