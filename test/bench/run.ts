@@ -39,12 +39,14 @@ const C1_PER_RUN = flags.quick ? 10 : 30;
 const C16_PER_RUN = flags.quick ? 32 : 64;
 /**
  * Requests before the c1 latency runs, on the direct and SDK → worker paths: until V8 has optimized the
- * code on them (the SDK, TLS, undici, the proxy's parsing and sealing), which takes a few hundred
- * requests; with 20, proxy_added read up to ~0.5 ms high (the direct path, far less code, did not
- * change). The paths through the edge get EDGE_WARMUP_REQUESTS: the local edge allows 600 inference
- * requests a minute per client (wrangler.toml), and by then the SDK and the worker are warm anyway.
+ * code on them (the SDK, TLS, undici, the proxy's parsing and sealing), so the figure is a long-running
+ * service's, not a fresh one's. That takes about a thousand requests: with 20, proxy_added read up to
+ * ~0.5 ms high; with 200, 0.15–0.35 ms high (paired runs, test/bench/README.md); the direct path, far
+ * less code, did not change. The paths through the edge get EDGE_WARMUP_REQUESTS: the local edge allows
+ * 600 inference requests a minute per client (wrangler.toml), and by then the SDK and the worker are
+ * warm anyway.
  */
-const LATENCY_WARMUP_REQUESTS = Number(flags.warmup ?? 200);
+const LATENCY_WARMUP_REQUESTS = Number(flags.warmup ?? 1000);
 const EDGE_WARMUP_REQUESTS = 20;
 const EDGE_PATHS = new Set(['full', 'client_proxy']);
 const STREAMS = 16;
