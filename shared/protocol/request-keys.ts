@@ -31,51 +31,34 @@ function importAesKey(raw: Uint8Array): Promise<CryptoKey> {
 }
 
 /**
- * A request's key block, raw. Whoever derives it imports the keys (non-extractable) and zeroes it: the
- * request's key first, so its encryption or decryption can start while the response key is imported.
+ * Derive a request's keys and run `useRequestKey` (the request's encryption or decryption) as soon as its
+ * own key is imported; the response key is imported while that runs. The raw key block is erased once
+ * imported (the keys are non-extractable).
  */
-export class RequestKeyBlock {
-  private constructor(private readonly block: Uint8Array) {}
-
-  static async derive(secretKey: CryptoKey, salt: Uint8Array): Promise<RequestKeyBlock> {
-    const bits = await crypto.subtle.deriveBits(
-      { name: 'HKDF', hash: 'SHA-256', salt: bufferOf(salt), info: bufferOf(INFO_REQUEST_KEY_BLOCK) },
-      secretKey,
-      REQUEST_KEY_BLOCK_BYTES * 8,
-    );
-    return new RequestKeyBlock(new Uint8Array(bits));
-  }
-
-  requestKey(): Promise<CryptoKey> {
-    return importAesKey(this.block.subarray(0, AES_256_KEY_BYTES));
-  }
-
-  requestIv(): Uint8Array {
-    return this.block.slice(AES_256_KEY_BYTES, AES_256_KEY_BYTES + AES_GCM_IV_BYTES);
-  }
-
-  responseKey(): Promise<CryptoKey> {
-    return importAesKey(this.block.subarray(AES_256_KEY_BYTES + AES_GCM_IV_BYTES, 2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES));
-  }
-
-  responseIvBase(): Uint8Array {
-    return this.block.slice(2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES);
-  }
-
-  /** importKey copied what it needed: the raw key bytes are not kept. */
-  erase(): void {
-    this.block.fill(0);
+export async function withRequestKeys<T>(
+  secretKey: CryptoKey,
+  salt: Uint8Array,
+  useRequestKey: (requestKey: CryptoKey, requestIv: Uint8Array) => Promise<T>,
+): Promise<{ keys: RequestKeys; result: T }> {
+  const block = new Uint8Array(
+    await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: bufferOf(salt), info: bufferOf(INFO_REQUEST_KEY_BLOCK) }, secretKey, REQUEST_KEY_BLOCK_BYTES * 8),
+  );
+  try {
+    const requestKey = await importAesKey(block.subarray(0, AES_256_KEY_BYTES));
+    const requestIv = block.slice(AES_256_KEY_BYTES, AES_256_KEY_BYTES + AES_GCM_IV_BYTES);
+    const used = useRequestKey(requestKey, requestIv);
+    used.catch(() => {}); // awaited below, unless the response key's import fails first
+    const responseKey = await importAesKey(block.subarray(AES_256_KEY_BYTES + AES_GCM_IV_BYTES, 2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES));
+    const responseIvBase = block.slice(2 * AES_256_KEY_BYTES + AES_GCM_IV_BYTES);
+    return { keys: { requestKey, requestIv, responseKey, responseIvBase }, result: await used };
+  } finally {
+    block.fill(0);
   }
 }
 
+/** A request's keys alone. */
 export async function deriveRequestKeys(secretKey: CryptoKey, salt: Uint8Array): Promise<RequestKeys> {
-  const block = await RequestKeyBlock.derive(secretKey, salt);
-  try {
-    const [requestKey, responseKey] = await Promise.all([block.requestKey(), block.responseKey()]);
-    return { requestKey, requestIv: block.requestIv(), responseKey, responseIvBase: block.responseIvBase() };
-  } finally {
-    block.erase();
-  }
+  return (await withRequestKeys(secretKey, salt, async () => undefined)).keys;
 }
 
 /** IV for frame `seq`: the base IV XOR the 96-bit big-endian sequence number (as TLS 1.3 does). */

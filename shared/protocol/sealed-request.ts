@@ -14,7 +14,7 @@ import {
   type RoutingFields,
 } from './constants.ts';
 import { pad, unpad } from './padding.ts';
-import { RequestKeyBlock, type RequestKeys } from './request-keys.ts';
+import { withRequestKeys, type RequestKeys } from './request-keys.ts';
 
 /** Names the key schedule (one HKDF key block per request) and the AEAD; a client on another one is told so. */
 export const REQUEST_SUITE = 'hkdf-sha256-keyblock/aes-256-gcm';
@@ -73,18 +73,12 @@ export async function sealRequest(input: SealRequestInput): Promise<{ bytes: Uin
     path: input.path,
     routing: input.routing,
   };
-  const block = await RequestKeyBlock.derive(input.secretKey, header.salt);
-  try {
-    const requestKey = await block.requestKey();
-    const requestIv = block.requestIv();
-    const encrypted = crypto.subtle.encrypt({ name: 'AES-GCM', iv: bufferOf(requestIv), additionalData: bufferOf(aadOf(header)) }, requestKey, bufferOf(pad(input.body, input.paddingBuckets)));
-    encrypted.catch(() => {}); // awaited below, unless the response key's import fails first
-    const responseKey = await block.responseKey(); // while the request is encrypted
-    const ct = new Uint8Array(await encrypted);
-    return { bytes: encodeSealedRequest({ ...header, ct }), keys: { requestKey, requestIv, responseKey, responseIvBase: block.responseIvBase() }, header };
-  } finally {
-    block.erase();
-  }
+  const { keys, result: ct } = await withRequestKeys(input.secretKey, header.salt, async (requestKey, requestIv) =>
+    new Uint8Array(
+      await crypto.subtle.encrypt({ name: 'AES-GCM', iv: bufferOf(requestIv), additionalData: bufferOf(aadOf(header)) }, requestKey, bufferOf(pad(input.body, input.paddingBuckets))),
+    ),
+  );
+  return { bytes: encodeSealedRequest({ ...header, ct }), keys, header };
 }
 
 /** Parse the envelope without opening it: what the edge and the worker read before any key is used. */
@@ -118,23 +112,14 @@ export function parseSealedRequest(bytes: Uint8Array): SealedRequest {
 
 export async function openRequest(sealed: SealedRequest, secretKey: CryptoKey): Promise<OpenedRequest> {
   const { ct, ...header } = sealed;
-  const block = await RequestKeyBlock.derive(secretKey, header.salt);
-  try {
-    const requestKey = await block.requestKey();
-    const requestIv = block.requestIv();
-    const decrypted = crypto.subtle.decrypt({ name: 'AES-GCM', iv: bufferOf(requestIv), additionalData: bufferOf(aadOf(header)) }, requestKey, bufferOf(ct));
-    decrypted.catch(() => {}); // awaited below, unless the response key's import fails first
-    const responseKey = await block.responseKey(); // while the request is decrypted
-    let padded: Uint8Array;
+  const { keys, result: padded } = await withRequestKeys(secretKey, header.salt, async (requestKey, requestIv) => {
     try {
-      padded = new Uint8Array(await decrypted);
+      return new Uint8Array(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: bufferOf(requestIv), additionalData: bufferOf(aadOf(header)) }, requestKey, bufferOf(ct)));
     } catch (cause) {
       throw new ObscuraError('ERR_OPEN_FAILED', 'sealed request does not open: wrong secret, or bytes were changed', { cause });
     }
-    return { header, body: unpad(padded), keys: { requestKey, requestIv, responseKey, responseIvBase: block.responseIvBase() } };
-  } finally {
-    block.erase();
-  }
+  });
+  return { header, body: unpad(padded), keys };
 }
 
 /** Split an OpenAI JSON body into routing fields (plaintext) and the rest (sealed). */
