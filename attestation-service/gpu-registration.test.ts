@@ -9,7 +9,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { createPublicKey, generateKeyPairSync } from 'node:crypto';
-import type { Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from 'undici';
@@ -30,8 +29,8 @@ import { SIM_GPU_DRIVER_VERSION, SIM_GPU_VBIOS_VERSION, openSimulatedNvidiaGpu, 
 import { ensureSimulatedHardware, simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { simulatedGpuProvider } from '../worker-os/tee/simulated-gpu.ts';
 import type { GpuEvidenceProvider, TeeProvider } from '../worker-os/tee/provider.ts';
-import { closeInProcess, listenInProcess, caAgent, httpJson, makeOwner, postRegistration, putManifest, testManifest, type TestOwner } from '../test/as/fixtures.ts';
-import { openAttestationService, type OpenedService } from './service.ts';
+import { InProcessService, caAgent, httpJson, makeOwner, postRegistration, putManifest, testManifest, type TestOwner } from '../test/as/fixtures.ts';
+import { openAttestationService } from './service.ts';
 
 let dir: string;
 let machine: string;
@@ -47,24 +46,13 @@ let owner: TestOwner;
 const serviceMeasurement = randomBytes(48);
 const workerMeasurement = randomBytes(48);
 const logged: Record<string, unknown>[] = [];
-let running: { service: OpenedService; server: Server; url: string } | undefined;
-let port = 0;
-
-async function start(): Promise<void> {
+const as = new InProcessService(async () => {
   const serviceTee = await simulatedSnpProvider({ hardwareDir: machine, measurement: serviceMeasurement });
-  const service = await openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const { server, url } = await listenInProcess(service, tls, port);
-  port = Number(new URL(url).port);
-  running = { service, server, url };
-}
-
-async function stop(): Promise<void> {
-  if (!running) return;
-  await closeInProcess(running);
-  running = undefined;
-}
-
-const url = () => running!.url;
+  return openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
+}, () => tls);
+const start = () => as.start();
+const stop = () => as.stop();
+const url = () => as.url;
 const codeOf = async (p: Promise<unknown>) => p.then(() => 'admitted', (e) => (e instanceof ObscuraError ? e.code : String(e)));
 
 /** The test manifest with `gpus` as given (undefined: no GPU reference values at all). */

@@ -6,7 +6,6 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch as undiciFetch, request, type Agent } from 'undici';
@@ -31,8 +30,8 @@ import { parseClientPolicy } from '../client/sdk/policy.ts';
 import { simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { openSimulatedSnpTee } from '../worker-os/tee-sim/index.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
-import { closeInProcess, listenInProcess, caAgent, fetchVerifiedBundle, makeOwner, putManifest, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
-import { openAttestationService, type OpenedService } from './service.ts';
+import { InProcessService, caAgent, fetchVerifiedBundle, makeOwner, putManifest, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
+import { openAttestationService } from './service.ts';
 
 let dir: string;
 let tls: { certPem: string; keyPem: string };
@@ -46,25 +45,14 @@ let owner: TestOwner;
 let policy: ServicePolicy;
 let manifest: Manifest;
 const logged: Record<string, unknown>[] = [];
-let running: { service: OpenedService; server: Server; url: string } | undefined;
-let port = 0;
-
-async function start(): Promise<void> {
+const as = new InProcessService(async () => {
   const tee = await simulatedSnpProvider({ hardwareDir: join(dir, 'tee'), measurement: serviceMeasurement });
-  const service = await openAttestationService({ tee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const { server, url } = await listenInProcess(service, tls, port);
-  port = Number(new URL(url).port);
-  running = { service, server, url };
-}
-
-async function stop(): Promise<void> {
-  if (!running) return;
-  await closeInProcess(running);
-  running = undefined;
-}
-
-const url = () => running!.url;
-const head = () => running!.service.ctx.manifests.head;
+  return openAttestationService({ tee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
+}, () => tls);
+const start = () => as.start();
+const stop = () => as.stop();
+const url = () => as.url;
+const head = () => as.service.ctx.manifests.head;
 const codeOf = async (p: Promise<unknown>) => p.then(() => undefined, (e) => (e instanceof ObscuraError ? e.code : String(e)));
 
 /** Update the manifest (signed by the owner over the current head). */
@@ -143,7 +131,7 @@ describe('the service', () => {
   });
 
   it('refuses an allowance not made with the secret, for a head the chain never reached, backwards, or from another head', async () => {
-    const old = running!.service.ctx.manifests.checkpoint(0)!.head; // a head before the secret's
+    const old = as.service.ctx.manifests.checkpoint(0)!.head; // a head before the secret's
     const sub = await submitSecret(agent, url(), policy);
     expect(sub.status).toBe(201);
     const sealedUnder = head();

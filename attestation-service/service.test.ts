@@ -6,7 +6,6 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch as undiciFetch, type Agent } from 'undici';
@@ -37,11 +36,10 @@ import { openSimulatedSnpTee } from '../worker-os/tee-sim/index.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
 import {
   caAgent,
-  closeInProcess,
   encodingsOf,
   fetchVerifiedBundle,
   httpJson,
-  listenInProcess,
+  InProcessService,
   makeOwner,
   postRegistration,
   putManifest,
@@ -51,7 +49,7 @@ import {
   type ServicePolicy,
   type TestOwner,
 } from '../test/as/fixtures.ts';
-import { openAttestationService, type OpenedService } from './service.ts';
+import { openAttestationService } from './service.ts';
 
 let dir: string;
 let tls: { certPem: string; keyPem: string };
@@ -66,24 +64,14 @@ let owner: TestOwner;
 let policy: ServicePolicy;
 const logged: Record<string, unknown>[] = [];
 
-let running: { service: OpenedService; server: Server; url: string } | undefined;
-let port = 0; // kept across restarts, so workers find the service where it was
-
-async function start(): Promise<string> {
-  const service = await openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const { server, url } = await listenInProcess(service, tls, port);
-  port = Number(new URL(url).port);
-  running = { service, server, url };
-  return url;
-}
-
-async function stop(): Promise<void> {
-  if (!running) return;
-  await closeInProcess(running);
-  running = undefined;
-}
-
-const url = () => running!.url;
+// Restarted on the same port, so workers find the service where it was.
+const as = new InProcessService(
+  () => openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) }),
+  () => tls,
+);
+const start = () => as.start();
+const stop = () => as.stop();
+const url = () => as.url;
 const codeOf = async (p: Promise<unknown>) => p.then(() => undefined, (e) => (e instanceof ObscuraError ? e.code : String(e)));
 
 beforeAll(async () => {

@@ -10,7 +10,6 @@
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import type { Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Agent } from 'undici';
@@ -31,8 +30,8 @@ import { openSimulatedTdxTee, type SimulatedTdQuoteRequest } from '../worker-os/
 import { ensureSimulatedHardware, simulatedSnpProvider } from '../worker-os/tee/simulated-snp.ts';
 import { simulatedTdxProvider, simulatedTdxRootOf } from '../worker-os/tee/simulated-tdx.ts';
 import type { TeeProvider } from '../worker-os/tee/provider.ts';
-import { closeInProcess, listenInProcess, caAgent, httpJson, makeOwner, postRegistration, putManifest, registrationBody, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
-import { openAttestationService, type OpenedService } from './service.ts';
+import { InProcessService, caAgent, httpJson, makeOwner, postRegistration, putManifest, registrationBody, submitSecret, testManifest, type ServicePolicy, type TestOwner } from '../test/as/fixtures.ts';
+import { openAttestationService } from './service.ts';
 
 let dir: string;
 let machine: string;
@@ -49,16 +48,12 @@ let policy: ServicePolicy;
 const serviceMeasurement = randomBytes(48);
 const workerMeasurement = randomBytes(48);
 const logged: Record<string, unknown>[] = [];
-let running: { service: OpenedService; server: Server; url: string } | undefined;
-
-async function start(): Promise<void> {
+const as = new InProcessService(async () => {
   const serviceTee = await simulatedSnpProvider({ hardwareDir: machine, measurement: serviceMeasurement });
-  const service = await openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
-  const { server, url } = await listenInProcess(service, tls);
-  running = { service, server, url };
-}
-
-const url = () => running!.url;
+  return openAttestationService({ tee: serviceTee, measurement: serviceMeasurement, stateDir: join(dir, 'as'), tlsCertPem: tls.certPem, log: (e) => logged.push(e) });
+}, () => tls);
+const start = () => as.start();
+const url = () => as.url;
 const codeOf = async (p: Promise<unknown>) => p.then(() => 'admitted', (e) => (e instanceof ObscuraError ? e.code : String(e)));
 
 /** The test manifest (SEV-SNP workers as usual) with a TDX reference for the simulated machine. */
@@ -121,7 +116,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  if (running) await closeInProcess(running);
+  await as.stop();
   await agent?.close();
   await rm(dir, { recursive: true, force: true });
 });
@@ -138,7 +133,7 @@ describe('a TDX worker', () => {
     await client.close();
     const row = (await httpJson(agent, 'GET', `${url()}/v1/workers`)).json.workers.find((w: { workerId: string }) => w.workerId === identity.workerId);
     expect(row).toMatchObject({ measurement: toHex(workerMeasurement), current: true, revoked: false });
-    const admitted = running!.service.ctx.workers.list().find((w) => w.workerId === identity.workerId)!;
+    const admitted = as.service.ctx.workers.list().find((w) => w.workerId === identity.workerId)!;
     expect(admitted.platform).toBe('tdx');
     expect(admitted.chipId).toBe(toHex((await openSimulatedTdxTee({ dir: machine })).ppid));
     expect(logged.some((e) => e.event === 'worker-admitted' && e.workerId === identity.workerId)).toBe(true);

@@ -145,3 +145,39 @@ export async function closeInProcess(running: { service: OpenedService; server: 
   await running.service.state.persist();
   await running.service.close();
 }
+
+/**
+ * A service served in this process that can be stopped and started again over the same state, on the
+ * same port (so workers find it where it was). `open` opens the service each time.
+ */
+export class InProcessService {
+  private running?: { service: OpenedService; server: Server; url: string };
+  private port = 0;
+
+  constructor(
+    private readonly open: () => Promise<OpenedService>,
+    private readonly tls: () => { certPem: string; keyPem: string },
+  ) {}
+
+  async start(): Promise<string> {
+    const service = await this.open();
+    const { server, url } = await listenInProcess(service, this.tls(), this.port);
+    this.port = Number(new URL(url).port);
+    this.running = { service, server, url };
+    return url;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    await closeInProcess(this.running);
+    this.running = undefined;
+  }
+
+  get url(): string {
+    return this.running!.url;
+  }
+
+  get service(): OpenedService {
+    return this.running!.service;
+  }
+}
